@@ -1,0 +1,186 @@
+//! Envelope signing proven against independent implementations (openssl, Python) and tampering.
+
+use std::process::Command;
+
+use hb_sample::{Envelope, EnvelopeError, Metadata, Producer, Sample, SampleType, Secret};
+use serde_json::Value;
+
+const SECRET: &str = "correct horse battery staple";
+
+fn envelope() -> Envelope {
+    let at = hb_sample::timestamp::parse("2026-11-22T10:00:00.123456789Z").expect("time");
+    let mut meta = Metadata::new();
+    meta.insert("cpu_number".into(), 4.into());
+    meta.insert("host".into(), "host-a".into());
+    meta.insert("note".into(), "tab\there, \"quoted\", é".into());
+    let cpu = Sample::new("cpu", SampleType::Cumulative, "ns", 120e9, "host-a", at)
+        .expect("sample")
+        .with_monotonic_time(5_000_000_000)
+        .with_metadata(meta);
+    let load =
+        Sample::new("load.1", SampleType::Gauge, "task", 0.25, "host-a", at).expect("sample");
+    let producer = Producer {
+        host: "host-a".into(),
+        agent_id: "agent-1".into(),
+        namespaces: vec!["compute".into()],
+    };
+    Envelope::samples(producer, 7, vec![cpu, load])
+}
+
+fn signed() -> (Envelope, Value) {
+    let env = envelope();
+    let bytes = env.encode(Some(&Secret::new(SECRET))).expect("encode");
+    (env, serde_json::from_slice(&bytes).expect("json"))
+}
+
+fn decode(value: &Value, secret: &str) -> Result<Envelope, EnvelopeError> {
+    Envelope::decode(
+        &serde_json::to_vec(value).expect("json"),
+        Some(&Secret::new(secret)),
+    )
+}
+
+#[test]
+fn openssl_computes_the_same_hmac_over_the_canonical_bytes() {
+    let (env, wire) = signed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("canonical.json");
+    std::fs::write(&path, env.canonical_bytes().expect("canonical")).expect("write");
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", SECRET, "-r"])
+        .arg(&path)
+        .output()
+        .expect("openssl runs (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let openssl_hex = stdout.split_whitespace().next().expect("digest");
+    assert_eq!(wire["signature"].as_str(), Some(openssl_hex));
+}
+
+#[test]
+fn python_reproduces_canonical_form_and_signature_from_the_wire_bytes() {
+    let (_, wire) = signed();
+    let script = r#"
+import hashlib, hmac, json, sys
+env = json.loads(sys.stdin.read())
+sig = env.pop("signature")
+canonical = json.dumps(env, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+mine = hmac.new(sys.argv[1].encode(), canonical, hashlib.sha256).hexdigest()
+print(mine == sig, mine)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, SECRET])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&serde_json::to_vec_pretty(&wire).expect("json"))
+        .expect("write");
+    let out = child.wait_with_output().expect("python3 finishes");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(stdout.starts_with("True "), "python disagrees: {stdout}");
+}
+
+#[test]
+fn a_valid_signature_survives_reformatting_and_decodes_to_the_same_envelope() {
+    let (env, wire) = signed();
+    let pretty = serde_json::to_vec_pretty(&wire).expect("json");
+    let back = Envelope::decode(&pretty, Some(&Secret::new(SECRET))).expect("valid");
+    assert_eq!(back, env);
+}
+
+#[test]
+fn tampering_is_rejected() {
+    let (_, wire) = signed();
+
+    let mut changed_volume = wire.clone();
+    changed_volume["payload"][0]["volume"] = serde_json::json!(121e9);
+    assert!(matches!(
+        decode(&changed_volume, SECRET),
+        Err(EnvelopeError::BadSignature)
+    ));
+
+    let mut changed_seq = wire.clone();
+    changed_seq["seq"] = 8.into();
+    assert!(matches!(
+        decode(&changed_seq, SECRET),
+        Err(EnvelopeError::BadSignature)
+    ));
+
+    let mut changed_producer = wire.clone();
+    changed_producer["producer"]["host"] = "host-b".into();
+    assert!(matches!(
+        decode(&changed_producer, SECRET),
+        Err(EnvelopeError::BadSignature)
+    ));
+
+    let mut unsigned = wire.clone();
+    unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("signature");
+    assert!(matches!(
+        decode(&unsigned, SECRET),
+        Err(EnvelopeError::MissingSignature)
+    ));
+
+    let mut garbage = wire.clone();
+    garbage["signature"] = "not hex".into();
+    assert!(matches!(
+        decode(&garbage, SECRET),
+        Err(EnvelopeError::BadSignature)
+    ));
+
+    assert!(matches!(
+        decode(&wire, "wrong secret"),
+        Err(EnvelopeError::BadSignature)
+    ));
+    decode(&wire, SECRET).expect("the untouched envelope still verifies");
+}
+
+#[test]
+fn unsigned_envelopes_decode_without_a_secret() {
+    let env = envelope();
+    let bytes = env.encode(None).expect("encode");
+    assert!(!String::from_utf8_lossy(&bytes).contains("signature"));
+    assert_eq!(Envelope::decode(&bytes, None).expect("decode"), env);
+}
+
+#[test]
+fn bad_input_names_what_is_wrong() {
+    let err = Envelope::decode(b"{not json", None).unwrap_err();
+    assert!(err.to_string().starts_with("malformed envelope: "), "{err}");
+
+    let (_, mut wire) = signed();
+    wire["version"] = 2.into();
+    let err = decode(&wire, SECRET).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported envelope version 2 (this build reads version 1)"
+    );
+
+    let (_, mut wire) = signed();
+    wire.as_object_mut().expect("object").remove("version");
+    let err = decode(&wire, SECRET).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "malformed envelope: missing field `version`"
+    );
+
+    let (_, mut wire) = signed();
+    wire["payload"][1]["volume"] = "high".into();
+    let err = Envelope::decode(&serde_json::to_vec(&wire).expect("json"), None).unwrap_err();
+    assert!(
+        err.to_string().contains("invalid type: string \"high\""),
+        "{err}"
+    );
+}
