@@ -1,0 +1,330 @@
+//! pipeline.yaml: loading, environment overrides and validation (DESIGN §5).
+//!
+//! ```yaml
+//! transport: memory://
+//! sources:
+//!   - name: host
+//!     interval: 10
+//!     meters: ["*", "!disk.device.*.requests"]
+//!     sinks: [local]
+//! sinks:
+//!   - name: local
+//!     publishers: ["file://data/samples.jsonl?max_bytes=10000000&backup_count=5"]
+//! ```
+//!
+//! Every refusal names the file, line and column, the key and the reason; all of them are
+//! reported at once. `HB_<KEY>` environment variables override top-level settings (see
+//! [`ENV_OVERRIDES`]).
+
+mod error;
+mod raw;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors, Origin};
+use raw::{At, RawConfig, RawSink, RawSource, position};
+
+use crate::filter::MeterFilter;
+use crate::publisher::PublisherSpec;
+use crate::transport::Transport;
+
+/// Top-level settings that an environment variable may override: (variable, key).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[("HB_TRANSPORT", "transport")];
+
+/// A validated pipeline configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The bus.
+    pub transport: Transport,
+    /// What to poll and where it goes, in file order.
+    pub sources: Vec<Source>,
+    /// Destinations, in file order.
+    pub sinks: Vec<Sink>,
+}
+
+/// A source: meters polled at an interval, routed to sinks.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Unique name.
+    pub name: String,
+    /// Polling interval.
+    pub interval: Duration,
+    /// Which meters it selects.
+    pub meters: MeterFilter,
+    /// Indexes into [`Config::sinks`].
+    pub sinks: Vec<usize>,
+}
+
+/// A sink: a named group of publishers.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// Unique name.
+    pub name: String,
+    /// Where its samples are written.
+    pub publishers: Vec<PublisherSpec>,
+}
+
+impl Config {
+    /// Reads and validates `path`, applying `HB_...` overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        Self::load_with_env(path, |var| std::env::var(var).ok())
+    }
+
+    /// Like [`load`](Self::load), with the environment given as a lookup function.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: Origin::File {
+                path: path.to_owned(),
+                position: None,
+            },
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path, env)
+    }
+
+    /// Validates `text` as if read from `path` (used for messages and relative paths).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let raw: RawConfig = parse_yaml(text, path)?;
+        let mut v = Validator {
+            path,
+            errors: Vec::new(),
+        };
+        let transport = v.transport(raw.transport.as_ref(), &env);
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let sinks = v.sinks(&raw.sinks, &base);
+        let sink_index: HashMap<&str, usize> = raw
+            .sinks
+            .value
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.value.as_str(), i))
+            .collect();
+        let sources = v.sources(&raw.sources, &sink_index);
+        if !v.errors.is_empty() {
+            return Err(ConfigErrors(v.errors));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            transport: transport.unwrap_or(Transport::Memory),
+            sources,
+            sinks,
+        })
+    }
+}
+
+/// Deserialises YAML, turning parser errors into a [`ConfigError`] with position and key path.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    let mut key = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            key = key_path(&e.path().to_string());
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let position = e
+            .location()
+            .filter(|l| l.line() > 0)
+            .map(|l| (l.line(), l.column()));
+        let message = e.without_snippet().to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) if position.is_some() => message[..i].to_owned(),
+            _ => message,
+        };
+        ConfigError {
+            origin: Origin::File {
+                path: path.to_owned(),
+                position,
+            },
+            key,
+            message,
+        }
+    })
+}
+
+/// `sources[0].interval.value` → `sources[0].interval` (drops the span wrapper's field).
+fn key_path(path: &str) -> String {
+    let key = path.replace(".value", "");
+    if key == "." { String::new() } else { key }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn refuse<T>(&mut self, at: &At<T>, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            origin: Origin::File {
+                path: self.path.to_owned(),
+                position: position(at),
+            },
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn transport(
+        &mut self,
+        file: Option<&At<String>>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Option<Transport> {
+        if let Some(url) = env("HB_TRANSPORT") {
+            return Transport::parse(&url)
+                .map_err(|e| {
+                    let origin = Origin::Env("HB_TRANSPORT".into());
+                    self.errors.push(ConfigError {
+                        origin,
+                        key: String::new(),
+                        message: e.to_string(),
+                    })
+                })
+                .ok();
+        }
+        let url = file?;
+        Transport::parse(&url.value)
+            .map_err(|e| self.refuse(url, "transport", e.to_string()))
+            .ok()
+    }
+
+    fn sinks(&mut self, sinks: &At<Vec<RawSink>>, base: &Path) -> Vec<Sink> {
+        if sinks.value.is_empty() {
+            self.refuse(sinks, "sinks", "at least one sink is needed");
+        }
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, sink) in sinks.value.iter().enumerate() {
+            let key = format!("sinks[{i}]");
+            self.unique(&mut seen, &sink.name, &format!("{key}.name"), "sink");
+            if sink.publishers.value.is_empty() {
+                let msg = format!("sink `{}` needs at least one publisher", sink.name.value);
+                self.refuse(&sink.publishers, format!("{key}.publishers"), msg);
+            }
+            let mut publishers = Vec::new();
+            for (j, url) in sink.publishers.value.iter().enumerate() {
+                match PublisherSpec::parse(&url.value, base) {
+                    Ok(spec) => publishers.push(spec),
+                    Err(e) => self.refuse(url, format!("{key}.publishers[{j}]"), e.to_string()),
+                }
+            }
+            out.push(Sink {
+                name: sink.name.value.clone(),
+                publishers,
+            });
+        }
+        out
+    }
+
+    fn sources(
+        &mut self,
+        sources: &At<Vec<RawSource>>,
+        sink_index: &HashMap<&str, usize>,
+    ) -> Vec<Source> {
+        if sources.value.is_empty() {
+            self.refuse(sources, "sources", "at least one source is needed");
+        }
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, source) in sources.value.iter().enumerate() {
+            let key = format!("sources[{i}]");
+            self.unique(&mut seen, &source.name, &format!("{key}.name"), "source");
+            let interval = source.interval.value;
+            if !(interval >= 1.0 && interval.fract() == 0.0 && interval <= u32::MAX as f64) {
+                let msg = format!(
+                    "interval must be a whole number of seconds greater than 0 (got {interval})"
+                );
+                self.refuse(&source.interval, format!("{key}.interval"), msg);
+            }
+            let patterns: Vec<&str> = source
+                .meters
+                .value
+                .iter()
+                .map(|m| m.value.as_str())
+                .collect();
+            let meters = match MeterFilter::new(&patterns) {
+                Ok(filter) => Some(filter),
+                Err((Some(j), e)) => {
+                    self.refuse(
+                        &source.meters.value[j],
+                        format!("{key}.meters[{j}]"),
+                        e.to_string(),
+                    );
+                    None
+                }
+                Err((None, e)) => {
+                    self.refuse(&source.meters, format!("{key}.meters"), e.to_string());
+                    None
+                }
+            };
+            if source.sinks.value.is_empty() {
+                self.refuse(
+                    &source.sinks,
+                    format!("{key}.sinks"),
+                    "a source needs at least one sink",
+                );
+            }
+            let mut sinks = Vec::new();
+            for (j, name) in source.sinks.value.iter().enumerate() {
+                match sink_index.get(name.value.as_str()) {
+                    Some(&index) => sinks.push(index),
+                    None => {
+                        let mut defined: Vec<&str> = sink_index.keys().copied().collect();
+                        defined.sort_unstable();
+                        let msg = format!(
+                            "unknown sink `{}` (defined sinks: {})",
+                            name.value,
+                            defined.join(", ")
+                        );
+                        self.refuse(name, format!("{key}.sinks[{j}]"), msg);
+                    }
+                }
+            }
+            if let Some(meters) = meters {
+                let interval = Duration::from_secs(interval as u64);
+                out.push(Source {
+                    name: source.name.value.clone(),
+                    interval,
+                    meters,
+                    sinks,
+                });
+            }
+        }
+        out
+    }
+
+    fn unique<'r>(
+        &mut self,
+        seen: &mut HashMap<&'r str, u64>,
+        name: &'r At<String>,
+        key: &str,
+        what: &str,
+    ) {
+        if name.value.is_empty() {
+            self.refuse(name, key, format!("{what} name must not be empty"));
+        } else if let Some(line) = seen.get(name.value.as_str()) {
+            let msg = format!(
+                "duplicate {what} name `{}` (first defined on line {line})",
+                name.value
+            );
+            self.refuse(name, key, msg);
+        } else {
+            seen.insert(&name.value, name.referenced.line());
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The shape of pipeline.yaml as written, with the source position of every value.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A value with its position in the file.
+pub type At<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub transport: Option<At<String>>,
+    pub sources: At<Vec<RawSource>>,
+    pub sinks: At<Vec<RawSink>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: At<String>,
+    /// Read as a number so that `1.5` and `-1` get a message about intervals, not about types.
+    pub interval: At<f64>,
+    pub meters: At<Vec<At<String>>>,
+    pub sinks: At<Vec<At<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: At<String>,
+    pub publishers: At<Vec<At<String>>>,
+}
+
+/// Line and column of a spanned value, when the parser recorded them.
+pub fn position<T>(v: &At<T>) -> Option<(u64, u64)> {
+    let loc = v.referenced;
+    (loc.line() > 0).then(|| (loc.line(), loc.column()))
+}

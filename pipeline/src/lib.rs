@@ -1,0 +1,23 @@
+//! The pipeline shared by the agent (embedded mode) and the collector: configuration, meter
+//! filters, routing of samples to sinks, and publishers (DESIGN §5, §7, §8).
+//!
+//! # Layout
+//!
+//! - [`config`]: pipeline.yaml, validated into [`Config`]; errors name file, line, key, reason.
+//! - [`filter`]: [`MeterFilter`], Ceilometer's meter selection rules.
+//! - [`transport`]: the `transport` URL.
+//! - [`publisher`]: publisher URLs and the publishers themselves (`file://`).
+//! - [`router`]: [`Pipeline`], which routes each sample to the sinks of every source whose
+//!   meter filter selects it and hands each sink's batch to its publishers.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod filter;
+pub mod publisher;
+pub mod router;
+pub mod transport;
+
+pub use config::{Config, ConfigError, ConfigErrors};
+pub use filter::MeterFilter;
+pub use router::{Delivery, Pipeline};
+pub use transport::Transport;

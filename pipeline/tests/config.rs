@@ -1,0 +1,241 @@
+//! pipeline.yaml: what loads, and every refusal with its exact message and position.
+
+use std::path::Path;
+
+use hb_pipeline::config::{Config, ConfigErrors};
+use hb_pipeline::publisher::PublisherSpec;
+use hb_pipeline::transport::Transport;
+
+const GOOD: &str = r#"
+transport: memory://
+sources:
+  - name: cpu
+    interval: 10
+    meters: ["cpu"]
+    sinks: [archive, local]
+  - name: host
+    interval: 60
+    meters: ["*", "!cpu", "!disk.device.*.requests"]
+    sinks: [local]
+sinks:
+  - name: archive
+    publishers: ["file:///var/lib/hb/samples.jsonl?max_bytes=1000000&backup_count=5"]
+  - name: local
+    publishers: ["file://data/samples.jsonl"]
+"#;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, Path::new("/etc/hb/pipeline.yaml"), no_env)
+}
+
+#[test]
+fn a_valid_file_loads_with_sink_references_resolved() {
+    let config = load(GOOD).expect("valid");
+    assert_eq!(config.transport, Transport::Memory);
+    assert_eq!(config.sources.len(), 2);
+    assert_eq!(config.sources[0].sinks, vec![0, 1]);
+    assert_eq!(config.sources[1].interval.as_secs(), 60);
+    assert!(config.sources[1].meters.matches("memory.usage"));
+    assert!(
+        !config.sources[1]
+            .meters
+            .matches("disk.device.read.requests")
+    );
+    let PublisherSpec::File(local) = &config.sinks[1].publishers[0];
+    assert_eq!(local.path, Path::new("/etc/hb/data/samples.jsonl"));
+}
+
+#[test]
+fn transport_defaults_to_memory_and_the_environment_overrides_it() {
+    let without = GOOD.replace("transport: memory://\n", "");
+    assert_eq!(load(&without).expect("valid").transport, Transport::Memory);
+
+    let env =
+        |var: &str| (var == "HB_TRANSPORT").then(|| "rabbit://guest:guest@localhost/".to_owned());
+    let err = Config::parse(GOOD, Path::new("p.yaml"), env).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "environment variable HB_TRANSPORT: unsupported transport scheme `rabbit` (available: memory://)"
+    );
+    let env = |var: &str| (var == "HB_TRANSPORT").then(|| "memory://".to_owned());
+    let bad_file = GOOD.replace("transport: memory://", "transport: nats://x");
+    assert_eq!(
+        Config::parse(&bad_file, Path::new("p.yaml"), env)
+            .expect("env wins")
+            .transport,
+        Transport::Memory
+    );
+}
+
+/// (what to change in GOOD, the complete expected message).
+const REFUSALS: &[(&str, &str, &str)] = &[
+    (
+        "interval: 10",
+        "interval: 0",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 0)",
+    ),
+    (
+        "interval: 10",
+        "interval: -5",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got -5)",
+    ),
+    (
+        "interval: 10",
+        "interval: 2.5",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 2.5)",
+    ),
+    (
+        "interval: 10",
+        "interval: soon",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: invalid floating point",
+    ),
+    (
+        "    interval: 10\n",
+        "",
+        "/etc/hb/pipeline.yaml:6:5: sources[0]: missing field `interval`",
+    ),
+    (
+        "    meters: [\"cpu\"]\n",
+        "",
+        "/etc/hb/pipeline.yaml:6:5: sources[0]: missing field `meters`",
+    ),
+    (
+        "  - name: cpu\n",
+        "  - nam: cpu\n",
+        "/etc/hb/pipeline.yaml:4:5: sources[0].nam: unknown field `nam`, expected one of name, interval, meters, sinks",
+    ),
+    (
+        "    interval: 60\n",
+        "    interval: 60\n    transformers: []\n",
+        "/etc/hb/pipeline.yaml:10:5: sources[1].transformers: unknown field `transformers`, expected one of name, interval, meters, sinks",
+    ),
+    (
+        "transport: memory://",
+        "transport: memory://\nsecrets: x",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, sources, sinks",
+    ),
+    (
+        "meters: [\"cpu\"]",
+        "meters: []",
+        "/etc/hb/pipeline.yaml:6:13: sources[0].meters: meter list is empty (use [\"*\"] to select every meter)",
+    ),
+    (
+        "meters: [\"cpu\"]",
+        "meters: [\"cpu\", \"!disk.*\"]",
+        "/etc/hb/pipeline.yaml:6:13: sources[0].meters: cannot mix included meters with excluded ones (`cpu` and `!disk.*`): list only excludes, or \"*\" and excludes",
+    ),
+    (
+        "meters: [\"cpu\"]",
+        "meters: [\"*\", \"cpu\"]",
+        "/etc/hb/pipeline.yaml:6:13: sources[0].meters: \"*\" already selects every meter; remove `cpu` or remove \"*\"",
+    ),
+    (
+        "meters: [\"cpu\"]",
+        "meters: [\"cpu\", \"disk.[x\"]",
+        "/etc/hb/pipeline.yaml:6:21: sources[0].meters[1]: invalid pattern `disk.[x`: invalid range pattern",
+    ),
+    (
+        "  - name: host\n",
+        "  - name: cpu\n",
+        "/etc/hb/pipeline.yaml:8:11: sources[1].name: duplicate source name `cpu` (first defined on line 4)",
+    ),
+    (
+        "  - name: local\n",
+        "  - name: archive\n",
+        "/etc/hb/pipeline.yaml:15:11: sinks[1].name: duplicate sink name `archive` (first defined on line 13)\n/etc/hb/pipeline.yaml:7:22: sources[0].sinks[1]: unknown sink `local` (defined sinks: archive)\n/etc/hb/pipeline.yaml:11:13: sources[1].sinks[0]: unknown sink `local` (defined sinks: archive)",
+    ),
+    (
+        "sinks: [archive, local]",
+        "sinks: [archive, locl]",
+        "/etc/hb/pipeline.yaml:7:22: sources[0].sinks[1]: unknown sink `locl` (defined sinks: archive, local)",
+    ),
+    (
+        "sinks: [archive, local]",
+        "sinks: []",
+        "/etc/hb/pipeline.yaml:7:12: sources[0].sinks: a source needs at least one sink",
+    ),
+    (
+        "publishers: [\"file://data/samples.jsonl\"]",
+        "publishers: []",
+        "/etc/hb/pipeline.yaml:16:17: sinks[1].publishers: sink `local` needs at least one publisher",
+    ),
+    (
+        "file://data/samples.jsonl",
+        "file://data/samples.jsonl?max_bytes=lots&backup_count=2",
+        "/etc/hb/pipeline.yaml:16:18: sinks[1].publishers[0]: invalid max_bytes `lots`: expected a whole number >= 0",
+    ),
+    (
+        "file://data/samples.jsonl",
+        "gnocchi://",
+        "/etc/hb/pipeline.yaml:16:18: sinks[1].publishers[0]: unknown publisher scheme `gnocchi` (available: file)",
+    ),
+    (
+        "transport: memory://",
+        "transport: kafka://127.0.0.1:9092",
+        "/etc/hb/pipeline.yaml:2:12: transport: unsupported transport scheme `kafka` (available: memory://)",
+    ),
+    (
+        "transport: memory://",
+        "transport: memory",
+        "/etc/hb/pipeline.yaml:2:12: transport: `memory` is not a transport URL (expected scheme://..., available: memory://)",
+    ),
+    (
+        "sources:\n",
+        "sources: 3\nold:\n",
+        "/etc/hb/pipeline.yaml:3:10: sources: expected sequence start",
+    ),
+    (
+        "    sinks: [local]\n",
+        "    sinks: [local]\n   bad_indent: 1\n",
+        "/etc/hb/pipeline.yaml:12:4: sources: while parsing a block collection, did not find expected '-' indicator",
+    ),
+];
+
+#[test]
+fn every_refusal_names_file_line_column_key_and_reason() {
+    let mut wrong = Vec::new();
+    for (from, to, expected) in REFUSALS {
+        assert!(GOOD.contains(from), "fixture does not contain {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        match load(&text) {
+            Ok(_) => wrong.push(format!("{to:?}: accepted, expected {expected}")),
+            Err(e) if e.to_string() != *expected => {
+                wrong.push(format!("{to:?}:\n   got: {e}\n  want: {expected}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn all_semantic_refusals_are_reported_together() {
+    let text = GOOD
+        .replace("interval: 10", "interval: 0")
+        .replace("[archive, local]", "[nowhere]");
+    let err = load(&text).expect_err("refused");
+    assert_eq!(err.0.len(), 2, "{err}");
+}
+
+#[test]
+fn empty_lists_and_missing_files_are_refused() {
+    let err = load("sources: []\nsinks: []\n")
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "/etc/hb/pipeline.yaml:2:8: sinks: at least one sink is needed\n\
+         /etc/hb/pipeline.yaml:1:10: sources: at least one source is needed"
+    );
+    let err = Config::load(Path::new("/nonexistent/pipeline.yaml"))
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "/nonexistent/pipeline.yaml: cannot read: No such file or directory (os error 2)"
+    );
+}
