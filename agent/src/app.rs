@@ -1,0 +1,204 @@
+//! `hb-polling`'s commands: `--list`, `--once`, and the run loop with graceful shutdown.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use hb_pipeline::config::ConfigErrors;
+use hb_pipeline::{Config, Pipeline, Transport};
+use tokio_util::sync::CancellationToken;
+
+use crate::host::Host;
+use crate::namespaces::{self, LoadedPollster};
+use crate::pollster::PollError;
+use crate::scheduler::{self, Plan};
+use crate::{output, runner};
+
+/// Polls the machine and the services around it, and publishes samples.
+#[derive(Debug, Parser)]
+#[command(name = "hb-polling", version)]
+pub struct Args {
+    /// Namespaces whose pollsters to load (subdirectories of --namespaces-dir).
+    #[arg(long, num_args = 1.., value_name = "NAMESPACE", default_values = ["compute", "central"])]
+    pub polling_namespaces: Vec<String>,
+    /// Keep only pollsters whose name matches one of these globs.
+    #[arg(long, num_args = 1.., value_name = "GLOB")]
+    pub pollster_list: Vec<String>,
+    /// The pipeline configuration (sources, sinks, transport).
+    #[arg(long, value_name = "FILE", default_value = "pipeline.yaml")]
+    pub config: PathBuf,
+    /// Where namespace declarations live.
+    #[arg(long, value_name = "DIR", default_value = "namespaces")]
+    pub namespaces_dir: PathBuf,
+    /// Print the selected pollsters and their meters, and exit.
+    #[arg(long, conflicts_with = "once")]
+    pub list: bool,
+    /// Poll every selected pollster once, print the samples, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Output format of --once.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// How `--once` prints samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why the agent did not start (exit code 2) or could not write its output.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Configuration or namespace declarations refused.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A command-line choice that cannot be honoured.
+    #[error("{0}")]
+    Usage(String),
+    /// The machine cannot be read at all.
+    #[error("cannot read the local machine: {0}")]
+    Host(#[from] PollError),
+    /// Writing the output failed.
+    #[error("write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl AppError {
+    /// Exit code: 1 when output failed, 2 for everything refused at start-up.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Output(_) => ExitCode::FAILURE,
+            _ => ExitCode::from(2),
+        }
+    }
+}
+
+/// Runs the command `args` asks for.
+pub async fn run(args: Args) -> Result<ExitCode, AppError> {
+    let pollsters = select(&args)?;
+    if args.list {
+        output::pollsters(&mut std::io::stdout().lock(), &pollsters)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let host = Arc::new(Host::local()?);
+    if args.once {
+        return once(&pollsters, host, args.format).await;
+    }
+    let config = Config::load(&args.config)?;
+    match config.transport {
+        Transport::Memory => {}
+    }
+    let pipeline = Pipeline::open(&config).map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
+    let plan = Plan::new(&pollsters, &config.sources);
+    if plan.is_empty() {
+        let msg = format!(
+            "{}: no source selects any meter of the selected pollsters (see hb-polling --list)",
+            config.path.display()
+        );
+        return Err(AppError::Usage(msg));
+    }
+    for group in &plan.groups {
+        let names: Vec<&str> = group.entries.iter().map(|e| e.pollster.name.as_str()).collect();
+        tracing::info!(interval_s = group.interval.as_secs(), pollsters = %names.join(","), "polling");
+    }
+    tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), "hb-polling started");
+    let pipeline = Arc::new(pipeline);
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
+    scheduler::run(plan, host, Arc::clone(&pipeline), shutdown).await;
+    signals.abort();
+    let failed = pipeline.flush().await;
+    tracing::info!(failed_flushes = failed, "hb-polling stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the requested namespaces and applies --pollster-list.
+fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
+    let mut wanted: Vec<String> = Vec::new();
+    for ns in &args.polling_namespaces {
+        if wanted.contains(ns) {
+            tracing::warn!(namespace = %ns, "namespace given twice; polling it once");
+        } else {
+            wanted.push(ns.clone());
+        }
+    }
+    let available = namespaces::available(&args.namespaces_dir).map_err(ConfigErrors::from)?;
+    if let Some(unknown) = wanted.iter().find(|ns| !available.contains(ns)) {
+        return Err(AppError::Usage(format!("unknown namespace `{unknown}` (available: {})", available.join(", "))));
+    }
+    let mut pollsters = namespaces::load(&args.namespaces_dir, &wanted)?;
+    if !args.pollster_list.is_empty() {
+        let globs = args
+            .pollster_list
+            .iter()
+            .map(|g| glob::Pattern::new(g).map_err(|e| AppError::Usage(format!("invalid --pollster-list glob `{g}`: {}", e.msg))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offered: Vec<String> = pollsters.iter().map(|p| p.name.clone()).collect();
+        pollsters.retain(|p| globs.iter().any(|g| g.matches(&p.name)));
+        if pollsters.is_empty() {
+            return Err(AppError::Usage(format!(
+                "no pollster matches --pollster-list {} (namespaces {} offer: {})",
+                args.pollster_list.join(" "),
+                wanted.join(", "),
+                offered.join(", ")
+            )));
+        }
+    }
+    Ok(pollsters)
+}
+
+/// `--once`: every selected pollster once, concurrently, each under its timeout.
+async fn once(pollsters: &[Arc<LoadedPollster>], host: Arc<Host>, format: Format) -> Result<ExitCode, AppError> {
+    let runs = pollsters.iter().map(|p| {
+        let (p, host) = (Arc::clone(p), Arc::clone(&host));
+        tokio::spawn(async move {
+            let timeout = p.timeout;
+            runner::run(p, host, timeout, None).await
+        })
+    });
+    let mut samples = Vec::new();
+    let mut failed = 0;
+    for (p, run) in pollsters.iter().zip(futures_util::future::join_all(runs).await) {
+        match run {
+            Ok(run) => {
+                samples.extend(run.samples);
+                if let Some(error) = run.error {
+                    failed += 1;
+                    eprintln!("hb-polling: pollster `{}` failed: {error}", p.name);
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                eprintln!("hb-polling: pollster `{}` failed: {error}", p.name);
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => output::samples_table(&mut out, &samples)?,
+        Format::Json => output::samples_json(&mut out, &samples)?,
+    }
+    out.flush()?;
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping: finishing the cycle in flight, then flushing");
+    shutdown.cancel();
+}

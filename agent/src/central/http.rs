@@ -1,0 +1,111 @@
+//! `http.response`: GETs URL targets (redirects are not followed; the body is read to the end).
+//! `http.response.time` (s) is the time until the whole response was read, only when a
+//! response arrived; `http.response.status` is its HTTP status code, or 0 when there was no
+//! response, with metadata `result` (`success` when any response arrived, `timeout`,
+//! `connection_failed`, `error`) and `error`.
+//!
+//! ```yaml
+//! targets:
+//!   - {name: keystone, url: "http://127.0.0.1:5000/v3", timeout: 2}
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::{Client, Url, redirect};
+
+use super::name_and_timeout;
+use crate::namespaces::{DefError, PollsterDef};
+use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
+
+/// The `http.response` pollster.
+pub struct HttpResponse {
+    client: Client,
+    targets: Vec<Target>,
+}
+
+struct Target {
+    name: String,
+    url: Url,
+    timeout: Duration,
+}
+
+/// Builds the pollster from its declaration.
+pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
+    let mut targets = Vec::new();
+    for (i, t) in def.targets()?.iter().enumerate() {
+        let (name, timeout) = name_and_timeout(i, t)?;
+        let field = format!("targets[{i}].url");
+        if t.value.address.is_some() {
+            return Err(DefError::at(t, format!("targets[{i}].address"), "http.response targets take `url`, not `address`"));
+        }
+        let Some(raw) = &t.value.url else {
+            return Err(DefError::at(t, field, "missing `url`"));
+        };
+        let url = Url::parse(raw).map_err(|e| DefError::at(t, &field, format!("invalid URL `{raw}`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(DefError::at(t, field, format!("`{raw}` is not an absolute http:// or https:// URL")));
+        }
+        targets.push(Target { name, url, timeout });
+    }
+    // The process-wide TLS provider; a second install attempt (another pollster) is harmless.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let client = Client::builder()
+        .redirect(redirect::Policy::none())
+        .user_agent(concat!("hb-polling/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| DefError::at(&def.name, "", format!("cannot build the HTTP client: {e}")))?;
+    Ok(Implementation::Net(Arc::new(HttpResponse { client, targets })))
+}
+
+impl NetPollster for HttpResponse {
+    fn poll(&self) -> PollFuture<'_> {
+        Box::pin(async move {
+            let checks = self.targets.iter().map(|t| check(&self.client, t));
+            Ok(join_all(checks).await.into_iter().flatten().collect())
+        })
+    }
+}
+
+async fn check(client: &Client, t: &Target) -> Vec<Measurement> {
+    let started = Instant::now();
+    let request = async {
+        let response = client.get(t.url.clone()).send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        Ok::<_, reqwest::Error>(status)
+    };
+    let outcome = tokio::time::timeout(t.timeout, request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let sample = |meter: &'static str, volume: f64| {
+        Measurement::new(meter, volume, t.url.as_str())
+            .with("target", t.name.as_str())
+            .with("url", t.url.as_str())
+    };
+    let (result, error) = match outcome {
+        Ok(Ok(status)) => {
+            return vec![
+                sample("http.response.time", elapsed),
+                sample("http.response.status", f64::from(status.as_u16())).with("result", "success"),
+            ];
+        }
+        Ok(Err(e)) if e.is_timeout() => ("timeout", e.to_string()),
+        Ok(Err(e)) if e.is_connect() => ("connection_failed", error_chain(&e)),
+        Ok(Err(e)) => ("error", error_chain(&e)),
+        Err(_) => ("timeout", format!("no complete response within {:?}", t.timeout)),
+    };
+    vec![sample("http.response.status", 0.0).with("result", result).with("error", error)]
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); append the causes.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,79 @@
+//! `tcp.connect`: connects to `host:port` targets. `tcp.connect.time` (s) is the time to
+//! establish the connection (only when it succeeds); `tcp.connect.status` is 1 when it
+//! succeeded and 0 when not, with metadata `result` (`success`, `timeout`,
+//! `connection_failed`, `resolve_failed`) and `error`.
+//!
+//! ```yaml
+//! targets:
+//!   - {name: rabbitmq, address: "127.0.0.1:5672", timeout: 2}
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::net::TcpStream;
+
+use super::{classify_io, name_and_timeout};
+use crate::namespaces::{DefError, PollsterDef};
+use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
+
+/// The `tcp.connect` pollster.
+pub struct TcpConnect {
+    targets: Vec<Target>,
+}
+
+struct Target {
+    name: String,
+    address: String,
+    timeout: Duration,
+}
+
+/// Builds the pollster from its declaration.
+pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
+    let mut targets = Vec::new();
+    for (i, t) in def.targets()?.iter().enumerate() {
+        let (name, timeout) = name_and_timeout(i, t)?;
+        if t.value.url.is_some() {
+            return Err(DefError::at(t, format!("targets[{i}].url"), "tcp.connect targets take `address: host:port`, not `url`"));
+        }
+        let address = match &t.value.address {
+            Some(a) if a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => a.clone(),
+            Some(a) => return Err(DefError::at(t, format!("targets[{i}].address"), format!("`{a}` is not host:port"))),
+            None => return Err(DefError::at(t, format!("targets[{i}].address"), "missing `address: host:port`")),
+        };
+        targets.push(Target { name, address, timeout });
+    }
+    Ok(Implementation::Net(Arc::new(TcpConnect { targets })))
+}
+
+impl NetPollster for TcpConnect {
+    fn poll(&self) -> PollFuture<'_> {
+        Box::pin(async move { Ok(join_all(self.targets.iter().map(check)).await.into_iter().flatten().collect()) })
+    }
+}
+
+async fn check(t: &Target) -> Vec<Measurement> {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(t.timeout, connect(&t.address)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let sample = |meter: &'static str, volume: f64| {
+        Measurement::new(meter, volume, &t.address)
+            .with("target", t.name.as_str())
+            .with("address", t.address.as_str())
+    };
+    let (result, error) = match outcome {
+        Ok(Ok(_stream)) => {
+            return vec![sample("tcp.connect.time", elapsed), sample("tcp.connect.status", 1.0).with("result", "success")];
+        }
+        Ok(Err((result, e))) => (result, e.to_string()),
+        Err(_) => ("timeout", format!("no connection within {:?}", t.timeout)),
+    };
+    vec![sample("tcp.connect.status", 0.0).with("result", result).with("error", error)]
+}
+
+/// Resolves, then connects to the first address that answers.
+async fn connect(address: &str) -> Result<TcpStream, (&'static str, std::io::Error)> {
+    let addrs: Vec<_> = tokio::net::lookup_host(address).await.map_err(|e| ("resolve_failed", e))?.collect();
+    TcpStream::connect(&addrs[..]).await.map_err(|e| (classify_io(&e), e))
+}

@@ -1,0 +1,28 @@
+//! The hb polling agent (`hb-polling`): loads pollsters by namespace, polls them on the
+//! intervals that pipeline.yaml's sources ask for, and hands samples to the pipeline
+//! (in-process with the embedded `memory://` transport).
+//!
+//! # Layout
+//!
+//! - [`app`]: the command line (`--list`, `--once`, run) and graceful shutdown.
+//! - [`namespaces`]: `namespaces/<ns>/*.yaml`, the declared pollsters and meters.
+//! - [`registry`]: built-in pollsters by name.
+//! - [`pollster`]: pollster traits, [`Measurement`](pollster::Measurement), errors.
+//! - [`runner`]: one run of one pollster: overlap guard, timeout, stamping into samples.
+//! - [`scheduler`]: timers per interval, cycles, per-cycle summary.
+//! - [`host`]: the measured machine behind a root path (fixtures replay recorded trees).
+//! - [`compute`]: the local machine's pollsters (one file each).
+//! - [`central`]: HTTP and TCP checks of declared targets.
+//! - [`output`]: tables and JSON lines for `--list` and `--once`.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod central;
+pub mod compute;
+pub mod host;
+pub mod namespaces;
+pub mod output;
+pub mod pollster;
+pub mod registry;
+pub mod runner;
+pub mod scheduler;

@@ -1,0 +1,144 @@
+//! Runs one pollster once: a guard against overlapping runs, the timeout, and the stamping of
+//! measurements into samples (declared type and unit, one timestamp per run, host metadata).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hb_sample::Sample;
+
+use crate::host::Host;
+use crate::namespaces::LoadedPollster;
+use crate::pollster::{Implementation, Measurement, PollError};
+
+/// Per-pollster bookkeeping across runs.
+#[derive(Debug, Default)]
+pub struct RunState {
+    /// Set while a host pollster's blocking work is running (it may outlive its timeout).
+    running_since: Mutex<Option<Instant>>,
+    /// Failed runs in a row.
+    pub consecutive_failures: AtomicU32,
+}
+
+/// What one run produced.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Samples, stamped.
+    pub samples: Vec<Sample>,
+    /// Why the run failed, if it did.
+    pub error: Option<PollError>,
+    /// Measurements refused: undeclared meter or non-finite value (each logged).
+    pub rejected: usize,
+}
+
+/// Runs `pollster` once within `timeout`. With `wanted`, only those meters are kept.
+pub async fn run(
+    pollster: Arc<LoadedPollster>,
+    host: Arc<Host>,
+    timeout: Duration,
+    wanted: Option<Arc<HashSet<String>>>,
+) -> Run {
+    let timestamp = Utc::now();
+    let monotonic = monotonic_ns();
+    let polled = match &pollster.implementation {
+        Implementation::Host(imp) => {
+            let (imp, host) = (Arc::clone(imp), Arc::clone(&host));
+            match Guard::enter(&pollster) {
+                Err(since) => Err(PollError::StillRunning(since)),
+                Ok(guard) => {
+                    let blocking = tokio::task::spawn_blocking(move || {
+                        let _guard = guard;
+                        imp.poll(&host)
+                    });
+                    match tokio::time::timeout(timeout, blocking).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(join)) => Err(PollError::Task(join.to_string())),
+                        Err(_) => Err(PollError::Timeout(timeout)),
+                    }
+                }
+            }
+        }
+        Implementation::Net(imp) => match tokio::time::timeout(timeout, imp.poll()).await {
+            Ok(result) => result,
+            Err(_) => Err(PollError::Timeout(timeout)),
+        },
+    };
+    let mut run = Run::default();
+    match polled {
+        Err(e) => run.error = Some(e),
+        Ok(measurements) => {
+            for m in measurements {
+                if wanted.as_ref().is_some_and(|w| !w.contains(m.meter)) {
+                    continue;
+                }
+                match stamp(&pollster, m, timestamp, monotonic, host.name()) {
+                    Some(sample) => run.samples.push(sample),
+                    None => run.rejected += 1,
+                }
+            }
+        }
+    }
+    run
+}
+
+fn stamp(
+    pollster: &LoadedPollster,
+    m: Measurement,
+    timestamp: chrono::DateTime<Utc>,
+    monotonic: Option<u64>,
+    host: &str,
+) -> Option<Sample> {
+    let Some(def) = pollster.meter(m.meter) else {
+        tracing::warn!(pollster = %pollster.name, meter = m.meter, "pollster emitted a meter it does not declare; dropped");
+        return None;
+    };
+    let mut metadata = m.metadata;
+    metadata.entry("host").or_insert_with(|| host.into());
+    match Sample::new(m.meter, def.kind, &def.unit, m.volume, m.resource_id, timestamp) {
+        Ok(sample) => {
+            let sample = sample.with_metadata(metadata);
+            Some(match monotonic {
+                Some(ns) => sample.with_monotonic_time(ns),
+                None => sample,
+            })
+        }
+        Err(error) => {
+            tracing::warn!(pollster = %pollster.name, %error, "invalid measurement dropped");
+            None
+        }
+    }
+}
+
+fn monotonic_ns() -> Option<u64> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    u64::try_from(t.tv_sec()).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(t.tv_nsec()).ok()?)
+}
+
+/// Marks a host pollster as running until dropped (also when its work panics).
+struct Guard(Arc<LoadedPollster>);
+
+impl Guard {
+    fn enter(pollster: &Arc<LoadedPollster>) -> Result<Self, Duration> {
+        let mut since = pollster.state.running_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(started) = *since {
+            return Err(started.elapsed());
+        }
+        *since = Some(Instant::now());
+        Ok(Self(Arc::clone(pollster)))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        *self.0.state.running_since.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// Records the outcome of a run: after a failure, returns the failed runs in a row including
+/// this one; after a success, the failed runs in a row that it ended (0 if none).
+pub fn record(pollster: &LoadedPollster, failed: bool) -> u32 {
+    let failures = &pollster.state.consecutive_failures;
+    if failed { failures.fetch_add(1, Ordering::Relaxed) + 1 } else { failures.swap(0, Ordering::Relaxed) }
+}
