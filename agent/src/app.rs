@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use hb_pipeline::config::ConfigErrors;
-use hb_pipeline::{Config, Pipeline, Transport};
+use hb_pipeline::{Config, Pipeline};
 use tokio_util::sync::CancellationToken;
 
 use crate::host::Host;
@@ -91,10 +91,8 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
         return once(&pollsters, host, args.format).await;
     }
     let config = Config::load(&args.config)?;
-    match config.transport {
-        Transport::Memory => {}
-    }
-    let pipeline = Pipeline::open(&config).map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
+    let pipeline = Pipeline::open(&config)
+        .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
     let plan = Plan::new(&pollsters, &config.sources);
     if plan.is_empty() {
         let msg = format!(
@@ -104,7 +102,11 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
         return Err(AppError::Usage(msg));
     }
     for group in &plan.groups {
-        let names: Vec<&str> = group.entries.iter().map(|e| e.pollster.name.as_str()).collect();
+        let names: Vec<&str> = group
+            .entries
+            .iter()
+            .map(|e| e.pollster.name.as_str())
+            .collect();
         tracing::info!(interval_s = group.interval.as_secs(), pollsters = %names.join(","), "polling");
     }
     tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), "hb-polling started");
@@ -130,14 +132,21 @@ fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
     }
     let available = namespaces::available(&args.namespaces_dir).map_err(ConfigErrors::from)?;
     if let Some(unknown) = wanted.iter().find(|ns| !available.contains(ns)) {
-        return Err(AppError::Usage(format!("unknown namespace `{unknown}` (available: {})", available.join(", "))));
+        return Err(AppError::Usage(format!(
+            "unknown namespace `{unknown}` (available: {})",
+            available.join(", ")
+        )));
     }
     let mut pollsters = namespaces::load(&args.namespaces_dir, &wanted)?;
     if !args.pollster_list.is_empty() {
         let globs = args
             .pollster_list
             .iter()
-            .map(|g| glob::Pattern::new(g).map_err(|e| AppError::Usage(format!("invalid --pollster-list glob `{g}`: {}", e.msg))))
+            .map(|g| {
+                glob::Pattern::new(g).map_err(|e| {
+                    AppError::Usage(format!("invalid --pollster-list glob `{g}`: {}", e.msg))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let offered: Vec<String> = pollsters.iter().map(|p| p.name.clone()).collect();
         pollsters.retain(|p| globs.iter().any(|g| g.matches(&p.name)));
@@ -154,7 +163,11 @@ fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
 }
 
 /// `--once`: every selected pollster once, concurrently, each under its timeout.
-async fn once(pollsters: &[Arc<LoadedPollster>], host: Arc<Host>, format: Format) -> Result<ExitCode, AppError> {
+async fn once(
+    pollsters: &[Arc<LoadedPollster>],
+    host: Arc<Host>,
+    format: Format,
+) -> Result<ExitCode, AppError> {
     let runs = pollsters.iter().map(|p| {
         let (p, host) = (Arc::clone(p), Arc::clone(&host));
         tokio::spawn(async move {
@@ -164,7 +177,10 @@ async fn once(pollsters: &[Arc<LoadedPollster>], host: Arc<Host>, format: Format
     });
     let mut samples = Vec::new();
     let mut failed = 0;
-    for (p, run) in pollsters.iter().zip(futures_util::future::join_all(runs).await) {
+    for (p, run) in pollsters
+        .iter()
+        .zip(futures_util::future::join_all(runs).await)
+    {
         match run {
             Ok(run) => {
                 samples.extend(run.samples);
@@ -185,13 +201,20 @@ async fn once(pollsters: &[Arc<LoadedPollster>], host: Arc<Host>, format: Format
         Format::Json => output::samples_json(&mut out, &samples)?,
     }
     out.flush()?;
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };
@@ -199,6 +222,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!(signal = name, "stopping: finishing the cycle in flight, then flushing");
+    tracing::info!(
+        signal = name,
+        "stopping: finishing the cycle in flight, then flushing"
+    );
     shutdown.cancel();
 }

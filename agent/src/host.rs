@@ -34,7 +34,10 @@ pub struct Host {
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Host").field("root", &self.root).field("name", &self.name).finish()
+        f.debug_struct("Host")
+            .field("root", &self.root)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -51,7 +54,11 @@ impl Host {
 
     /// A machine whose files live under `root` (fixtures), with the given filesystem usage
     /// source and clock ticks per second.
-    pub fn at(root: impl Into<PathBuf>, statfs: StatFs, ticks_per_second: u64) -> Result<Self, PollError> {
+    pub fn at(
+        root: impl Into<PathBuf>,
+        statfs: StatFs,
+        ticks_per_second: u64,
+    ) -> Result<Self, PollError> {
         let mut host = Self {
             root: root.into(),
             statfs,
@@ -112,5 +119,9 @@ fn statvfs(mount_point: &Path) -> std::io::Result<FsUsage> {
     let unit = st.fragment_size() as u64;
     let size = st.blocks() as u64 * unit;
     let free_blocks = st.blocks_free() as u64 * unit;
-    Ok(FsUsage { size, used: size.saturating_sub(free_blocks), free: st.blocks_available() as u64 * unit })
+    Ok(FsUsage {
+        size,
+        used: size.saturating_sub(free_blocks),
+        free: st.blocks_available() as u64 * unit,
+    })
 }

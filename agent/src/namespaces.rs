@@ -102,7 +102,11 @@ impl DefError {
     pub fn at<T>(at: &At<T>, field: impl Into<String>, message: impl Into<String>) -> Self {
         let loc = at.referenced;
         let position = (loc.line() > 0).then(|| (loc.line(), loc.column()));
-        Self { position, field: field.into(), message: message.into() }
+        Self {
+            position,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -110,7 +114,11 @@ impl PollsterDef {
     /// Refuses `targets` on a pollster that takes none.
     pub fn no_targets(&self) -> Result<(), DefError> {
         match &self.targets {
-            Some(t) => Err(DefError::at(t, "targets", format!("pollster `{}` takes no targets", self.name.value))),
+            Some(t) => Err(DefError::at(
+                t,
+                "targets",
+                format!("pollster `{}` takes no targets", self.name.value),
+            )),
             None => Ok(()),
         }
     }
@@ -120,7 +128,11 @@ impl PollsterDef {
         match &self.targets {
             Some(t) if !t.value.is_empty() => Ok(&t.value),
             Some(t) => Err(DefError::at(t, "targets", "at least one target is needed")),
-            None => Err(DefError::at(&self.name, "targets", "at least one target is needed")),
+            None => Err(DefError::at(
+                &self.name,
+                "targets",
+                "at least one target is needed",
+            )),
         }
     }
 }
@@ -155,7 +167,8 @@ impl LoadedPollster {
 
 /// The namespaces present in `dir` (its subdirectories), sorted.
 pub fn available(dir: &Path) -> Result<Vec<String>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot read namespaces directory: {e}")))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| file_error(dir, format!("cannot read namespaces directory: {e}")))?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -185,13 +198,23 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Vec<Arc<LoadedPollster>
             };
             for (i, def) in file.pollsters.iter().enumerate() {
                 let refuse = |e: DefError| ConfigError {
-                    origin: Origin::File { path: path.clone(), position: e.position },
-                    key: format!("pollsters[{i}]{}{}", if e.field.is_empty() { "" } else { "." }, e.field),
+                    origin: Origin::File {
+                        path: path.clone(),
+                        position: e.position,
+                    },
+                    key: format!(
+                        "pollsters[{i}]{}{}",
+                        if e.field.is_empty() { "" } else { "." },
+                        e.field
+                    ),
                     message: e.message,
                 };
                 let name = &def.name.value;
                 if let Some(first) = seen_pollsters.get(name) {
-                    let msg = format!("duplicate pollster `{name}` (also declared in {})", first.display());
+                    let msg = format!(
+                        "duplicate pollster `{name}` (also declared in {})",
+                        first.display()
+                    );
                     errors.push(refuse(DefError::at(&def.name, "name", msg)));
                     continue;
                 }
@@ -203,31 +226,71 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Vec<Arc<LoadedPollster>
             }
         }
     }
-    if errors.is_empty() { Ok(loaded) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
-fn build(namespace: &str, def: &PollsterDef, seen_meters: &mut HashMap<String, String>) -> Result<LoadedPollster, DefError> {
+fn build(
+    namespace: &str,
+    def: &PollsterDef,
+    seen_meters: &mut HashMap<String, String>,
+) -> Result<LoadedPollster, DefError> {
     let name = &def.name.value;
     let builtin_at = def.builtin.as_ref().unwrap_or(&def.name);
     let builtin = registry::find(&builtin_at.value).ok_or_else(|| {
-        let msg = format!("unknown builtin pollster `{}` (available: {})", builtin_at.value, registry::names().join(", "));
-        DefError::at(builtin_at, if def.builtin.is_some() { "builtin" } else { "name" }, msg)
+        let msg = format!(
+            "unknown builtin pollster `{}` (available: {})",
+            builtin_at.value,
+            registry::names().join(", ")
+        );
+        DefError::at(
+            builtin_at,
+            if def.builtin.is_some() {
+                "builtin"
+            } else {
+                "name"
+            },
+            msg,
+        )
     })?;
     let timeout = match &def.timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) if t.value > 0.0 && t.value.is_finite() => Duration::from_secs_f64(t.value),
-        Some(t) => return Err(DefError::at(t, "timeout", format!("timeout must be a number of seconds greater than 0 (got {})", t.value))),
+        Some(t) => {
+            return Err(DefError::at(
+                t,
+                "timeout",
+                format!(
+                    "timeout must be a number of seconds greater than 0 (got {})",
+                    t.value
+                ),
+            ));
+        }
     };
     if def.meters.value.is_empty() {
-        return Err(DefError::at(&def.meters, "meters", format!("pollster `{name}` declares no meters")));
+        return Err(DefError::at(
+            &def.meters,
+            "meters",
+            format!("pollster `{name}` declares no meters"),
+        ));
     }
     let mut meters = Vec::new();
     for (j, m) in def.meters.value.iter().enumerate() {
         if m.unit.value.is_empty() {
-            return Err(DefError::at(&m.unit, format!("meters[{j}].unit"), "unit must not be empty"));
+            return Err(DefError::at(
+                &m.unit,
+                format!("meters[{j}].unit"),
+                "unit must not be empty",
+            ));
         }
         if let Some(other) = seen_meters.insert(m.name.value.clone(), name.clone()) {
-            let msg = format!("meter `{}` is already declared by pollster `{other}`", m.name.value);
+            let msg = format!(
+                "meter `{}` is already declared by pollster `{other}`",
+                m.name.value
+            );
             return Err(DefError::at(&m.name, format!("meters[{j}].name"), msg));
         }
         meters.push(MeterDef {
@@ -251,7 +314,8 @@ fn build(namespace: &str, def: &PollsterDef, seen_meters: &mut HashMap<String, S
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot read namespace directory: {e}")))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| file_error(dir, format!("cannot read namespace directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -262,5 +326,12 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn file_error(path: &Path, message: String) -> ConfigError {
-    ConfigError { origin: Origin::File { path: path.to_owned(), position: None }, key: String::new(), message }
+    ConfigError {
+        origin: Origin::File {
+            path: path.to_owned(),
+            position: None,
+        },
+        key: String::new(),
+        message,
+    }
 }

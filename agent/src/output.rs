@@ -30,12 +30,19 @@ pub fn table(out: &mut impl Write, headers: &[&str], rows: &[Vec<String>]) -> io
 }
 
 /// `--list`: one row per meter.
-pub fn pollsters(out: &mut impl Write, pollsters: &[std::sync::Arc<LoadedPollster>]) -> io::Result<()> {
+pub fn pollsters(
+    out: &mut impl Write,
+    pollsters: &[std::sync::Arc<LoadedPollster>],
+) -> io::Result<()> {
     let rows: Vec<Vec<String>> = pollsters
         .iter()
         .flat_map(|p| {
             p.meters.iter().map(|m| {
-                let description = if m.description.is_empty() { &p.description } else { &m.description };
+                let description = if m.description.is_empty() {
+                    &p.description
+                } else {
+                    &m.description
+                };
                 vec![
                     p.namespace.clone(),
                     p.name.clone(),
@@ -48,7 +55,19 @@ pub fn pollsters(out: &mut impl Write, pollsters: &[std::sync::Arc<LoadedPollste
             })
         })
         .collect();
-    table(out, &["NAMESPACE", "POLLSTER", "KIND", "METER", "TYPE", "UNIT", "DESCRIPTION"], &rows)
+    table(
+        out,
+        &[
+            "NAMESPACE",
+            "POLLSTER",
+            "KIND",
+            "METER",
+            "TYPE",
+            "UNIT",
+            "DESCRIPTION",
+        ],
+        &rows,
+    )
 }
 
 /// `--once`: samples as a table.
@@ -68,7 +87,11 @@ pub fn samples_table(out: &mut impl Write, samples: &[Sample]) -> io::Result<()>
             ]
         })
         .collect();
-    table(out, &["NAME", "TYPE", "UNIT", "VOLUME", "RESOURCE", "METADATA"], &rows)
+    table(
+        out,
+        &["NAME", "TYPE", "UNIT", "VOLUME", "RESOURCE", "METADATA"],
+        &rows,
+    )
 }
 
 /// `--once --format json`: one sample per line, as the file publisher writes them.
@@ -85,7 +108,10 @@ mod tests {
     #[test]
     fn columns_align_and_the_last_is_not_padded() {
         let mut out = Vec::new();
-        let rows = vec![vec!["cpu".into(), "ns".into(), "x".into()], vec!["memory.total".into(), "B".into(), "y".into()]];
+        let rows = vec![
+            vec!["cpu".into(), "ns".into(), "x".into()],
+            vec!["memory.total".into(), "B".into(), "y".into()],
+        ];
         super::table(&mut out, &["NAME", "UNIT", "NOTE"], &rows).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),

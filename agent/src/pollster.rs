@@ -59,7 +59,12 @@ pub struct Measurement {
 impl Measurement {
     /// A measurement without metadata.
     pub fn new(meter: &'static str, volume: f64, resource_id: impl Into<String>) -> Self {
-        Self { meter, volume, resource_id: resource_id.into(), metadata: Metadata::new() }
+        Self {
+            meter,
+            volume,
+            resource_id: resource_id.into(),
+            metadata: Metadata::new(),
+        }
     }
 
     /// Adds one metadata attribute.
@@ -97,7 +102,10 @@ pub enum PollError {
 impl PollError {
     /// A read failure of `path`.
     pub fn read(path: &Path, reason: impl fmt::Display) -> Self {
-        Self::Read { path: path.display().to_string(), reason: reason.to_string() }
+        Self::Read {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }
     }
 }
 

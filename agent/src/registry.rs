@@ -20,18 +20,66 @@ pub struct Builtin {
 
 /// Every built-in pollster.
 pub const BUILTINS: &[Builtin] = &[
-    Builtin { name: "cpu", kind: Kind::Monitor, build: |d| host(d, compute::cpu::Cpu) },
-    Builtin { name: "memory", kind: Kind::Monitor, build: |d| host(d, compute::memory::Memory) },
-    Builtin { name: "swap", kind: Kind::Monitor, build: |d| host(d, compute::swap::Swap) },
-    Builtin { name: "load", kind: Kind::Monitor, build: |d| host(d, compute::load::Load) },
-    Builtin { name: "disk.device", kind: Kind::Monitor, build: |d| host(d, compute::disk::Disk) },
-    Builtin { name: "filesystem", kind: Kind::Monitor, build: |d| host(d, compute::filesystem::Filesystem) },
-    Builtin { name: "network", kind: Kind::Monitor, build: |d| host(d, compute::network::Network) },
-    Builtin { name: "host.uptime", kind: Kind::Monitor, build: |d| host(d, compute::uptime::Uptime) },
-    Builtin { name: "process", kind: Kind::Monitor, build: |d| host(d, compute::process::Process) },
-    Builtin { name: "host.info", kind: Kind::Info, build: |d| host(d, compute::host_info::HostInfo) },
-    Builtin { name: "http.response", kind: Kind::Monitor, build: central::http::build },
-    Builtin { name: "tcp.connect", kind: Kind::Monitor, build: central::tcp::build },
+    Builtin {
+        name: "cpu",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::cpu::Cpu),
+    },
+    Builtin {
+        name: "memory",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::memory::Memory),
+    },
+    Builtin {
+        name: "swap",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::swap::Swap),
+    },
+    Builtin {
+        name: "load",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::load::Load),
+    },
+    Builtin {
+        name: "disk.device",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::disk::Disk),
+    },
+    Builtin {
+        name: "filesystem",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::filesystem::Filesystem),
+    },
+    Builtin {
+        name: "network",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::network::Network),
+    },
+    Builtin {
+        name: "host.uptime",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::uptime::Uptime),
+    },
+    Builtin {
+        name: "process",
+        kind: Kind::Monitor,
+        build: |d| host(d, compute::process::Process),
+    },
+    Builtin {
+        name: "host.info",
+        kind: Kind::Info,
+        build: |d| host(d, compute::host_info::HostInfo),
+    },
+    Builtin {
+        name: "http.response",
+        kind: Kind::Monitor,
+        build: central::http::build,
+    },
+    Builtin {
+        name: "tcp.connect",
+        kind: Kind::Monitor,
+        build: central::tcp::build,
+    },
 ];
 
 /// The built-in called `name`.

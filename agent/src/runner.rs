@@ -96,7 +96,14 @@ fn stamp(
     };
     let mut metadata = m.metadata;
     metadata.entry("host").or_insert_with(|| host.into());
-    match Sample::new(m.meter, def.kind, &def.unit, m.volume, m.resource_id, timestamp) {
+    match Sample::new(
+        m.meter,
+        def.kind,
+        &def.unit,
+        m.volume,
+        m.resource_id,
+        timestamp,
+    ) {
         Ok(sample) => {
             let sample = sample.with_metadata(metadata);
             Some(match monotonic {
@@ -113,7 +120,10 @@ fn stamp(
 
 fn monotonic_ns() -> Option<u64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
-    u64::try_from(t.tv_sec()).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(t.tv_nsec()).ok()?)
+    u64::try_from(t.tv_sec())
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(t.tv_nsec()).ok()?)
 }
 
 /// Marks a host pollster as running until dropped (also when its work panics).
@@ -121,7 +131,11 @@ struct Guard(Arc<LoadedPollster>);
 
 impl Guard {
     fn enter(pollster: &Arc<LoadedPollster>) -> Result<Self, Duration> {
-        let mut since = pollster.state.running_since.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut since = pollster
+            .state
+            .running_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(started) = *since {
             return Err(started.elapsed());
         }
@@ -132,7 +146,12 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        *self.0.state.running_since.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .0
+            .state
+            .running_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -140,5 +159,9 @@ impl Drop for Guard {
 /// this one; after a success, the failed runs in a row that it ended (0 if none).
 pub fn record(pollster: &LoadedPollster, failed: bool) -> u32 {
     let failures = &pollster.state.consecutive_failures;
-    if failed { failures.fetch_add(1, Ordering::Relaxed) + 1 } else { failures.swap(0, Ordering::Relaxed) }
+    if failed {
+        failures.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        failures.swap(0, Ordering::Relaxed)
+    }
 }

@@ -53,9 +53,16 @@ impl Plan {
     pub fn new(pollsters: &[Arc<LoadedPollster>], sources: &[Source]) -> Self {
         let mut wanted: BTreeMap<Duration, Vec<HashSet<String>>> = BTreeMap::new();
         for source in sources {
-            let slots = wanted.entry(source.interval).or_insert_with(|| vec![HashSet::new(); pollsters.len()]);
+            let slots = wanted
+                .entry(source.interval)
+                .or_insert_with(|| vec![HashSet::new(); pollsters.len()]);
             for (slot, p) in slots.iter_mut().zip(pollsters) {
-                slot.extend(p.meters.iter().filter(|m| source.meters.matches(&m.name)).map(|m| m.name.clone()));
+                slot.extend(
+                    p.meters
+                        .iter()
+                        .filter(|m| source.meters.matches(&m.name))
+                        .map(|m| m.name.clone()),
+                );
             }
         }
         let mut info_placed = vec![false; pollsters.len()];
@@ -69,11 +76,19 @@ impl Plan {
                 }
                 let meters = if p.kind == Kind::Info {
                     info_placed[i] = true;
-                    p.meters.iter().map(|m| m.name.clone()).filter(|m| sources.iter().any(|s| s.meters.matches(m))).collect()
+                    p.meters
+                        .iter()
+                        .map(|m| m.name.clone())
+                        .filter(|m| sources.iter().any(|s| s.meters.matches(m)))
+                        .collect()
                 } else {
                     meters
                 };
-                entries.push(Entry { pollster: Arc::clone(p), wanted: Arc::new(meters), collected: AtomicBool::new(false) });
+                entries.push(Entry {
+                    pollster: Arc::clone(p),
+                    wanted: Arc::new(meters),
+                    collected: AtomicBool::new(false),
+                });
             }
             if !entries.is_empty() {
                 groups.push(Group { interval, entries });
@@ -89,10 +104,16 @@ impl Plan {
 }
 
 /// Runs every group until `shutdown` is cancelled; a cycle in flight is finished first.
-pub async fn run(plan: Plan, host: Arc<Host>, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+pub async fn run(
+    plan: Plan,
+    host: Arc<Host>,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) {
     let mut loops = JoinSet::new();
     for group in plan.groups {
-        let (host, pipeline, shutdown) = (Arc::clone(&host), Arc::clone(&pipeline), shutdown.clone());
+        let (host, pipeline, shutdown) =
+            (Arc::clone(&host), Arc::clone(&pipeline), shutdown.clone());
         loops.spawn(async move {
             let mut ticker = tokio::time::interval(group.interval);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -130,12 +151,20 @@ async fn cycle(group: &Group, host: &Arc<Host>, pipeline: &Arc<Pipeline>) {
             continue;
         }
         let p = Arc::clone(&entry.pollster);
-        let (host, pipeline, wanted) = (Arc::clone(host), Arc::clone(pipeline), Arc::clone(&entry.wanted));
+        let (host, pipeline, wanted) = (
+            Arc::clone(host),
+            Arc::clone(pipeline),
+            Arc::clone(&entry.wanted),
+        );
         let timeout = p.timeout.min(group.interval);
         let handle = tasks.spawn(async move {
             let run = runner::run(p, host, timeout, Some(wanted)).await;
             let polled = run.samples.len();
-            let delivery = if polled > 0 { pipeline.publish(run.samples).await } else { Delivery::default() };
+            let delivery = if polled > 0 {
+                pipeline.publish(run.samples).await
+            } else {
+                Delivery::default()
+            };
             (index, run.error, polled, run.rejected, delivery)
         });
         names.insert(handle.id(), entry.pollster.name.clone());

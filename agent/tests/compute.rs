@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hb_agent::host::{FsUsage, Host};
 use hb_agent::namespaces;
-use hb_agent::pollster::{HostPollster, Implementation, Measurement};
+use hb_agent::pollster::{Implementation, Measurement};
 use hb_agent::registry;
 use serde_json::json;
 
@@ -37,18 +37,23 @@ fn host() -> Host {
 
 fn poll(name: &str) -> Vec<Measurement> {
     let def = registry::find(name).expect("builtin");
-    let yaml = format!("pollsters:\n  - name: {name}\n    meters: [{{name: x, type: gauge, unit: x}}]\n");
+    let yaml =
+        format!("pollsters:\n  - name: {name}\n    meters: [{{name: x, type: gauge, unit: x}}]\n");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("ns")).expect("mkdir");
     std::fs::write(dir.path().join("ns/p.yaml"), yaml).expect("write");
     let loaded = namespaces::load(dir.path(), &["ns".to_owned()]).expect("load");
     assert_eq!(loaded[0].kind, def.kind);
-    let Implementation::Host(p) = &loaded[0].implementation else { panic!("{name} is not a host pollster") };
+    let Implementation::Host(p) = &loaded[0].implementation else {
+        panic!("{name} is not a host pollster")
+    };
     p.poll(&host()).expect("poll")
 }
 
 fn values(ms: &[Measurement]) -> Vec<(&str, f64, &str)> {
-    ms.iter().map(|m| (m.meter, m.volume, m.resource_id.as_str())).collect()
+    ms.iter()
+        .map(|m| (m.meter, m.volume, m.resource_id.as_str()))
+        .collect()
 }
 
 #[test]
@@ -71,7 +76,10 @@ fn memory_and_swap_in_bytes() {
     );
     assert_eq!(
         values(&poll("swap")),
-        [("swap.total", 2_147_479_552.0, "host-a"), ("swap.used", 536_870_912.0, "host-a")]
+        [
+            ("swap.total", 2_147_479_552.0, "host-a"),
+            ("swap.used", 536_870_912.0, "host-a")
+        ]
     );
 }
 
@@ -79,7 +87,11 @@ fn memory_and_swap_in_bytes() {
 fn load_averages_keep_the_printed_decimals() {
     assert_eq!(
         values(&poll("load")),
-        [("load.1", 0.25, "host-a"), ("load.5", 0.1, "host-a"), ("load.15", 1.05, "host-a")]
+        [
+            ("load.1", 0.25, "host-a"),
+            ("load.5", 0.1, "host-a"),
+            ("load.15", 1.05, "host-a")
+        ]
     );
 }
 
@@ -88,8 +100,14 @@ fn disks_are_whole_real_devices_only() {
     let ms = poll("disk.device");
     let devices: BTreeSet<&str> = ms.iter().map(|m| m.resource_id.as_str()).collect();
     // No partitions (sda1, nvme0n1p1), loop, zram, or empty sr0.
-    assert_eq!(devices, BTreeSet::from(["host-a/dm-0", "host-a/nvme0n1", "host-a/sda"]));
-    let sda: Vec<_> = values(&ms).into_iter().filter(|v| v.2 == "host-a/sda").collect();
+    assert_eq!(
+        devices,
+        BTreeSet::from(["host-a/dm-0", "host-a/nvme0n1", "host-a/sda"])
+    );
+    let sda: Vec<_> = values(&ms)
+        .into_iter()
+        .filter(|v| v.2 == "host-a/sda")
+        .collect();
     assert_eq!(
         sda,
         [
@@ -99,17 +117,27 @@ fn disks_are_whole_real_devices_only() {
             ("disk.device.write.requests", 5_000.0, "host-a/sda"),
         ]
     );
-    assert!(ms.iter().all(|m| m.metadata["device"] == json!(m.resource_id.trim_start_matches("host-a/"))));
+    assert!(
+        ms.iter()
+            .all(|m| m.metadata["device"] == json!(m.resource_id.trim_start_matches("host-a/")))
+    );
 }
 
 #[test]
 fn filesystems_are_real_mounts_once_each_and_a_stale_one_is_skipped() {
     let ms = poll("filesystem");
-    let mounts: Vec<&str> = ms.iter().filter(|m| m.meter == "filesystem.size").map(|m| m.resource_id.as_str()).collect();
+    let mounts: Vec<&str> = ms
+        .iter()
+        .filter(|m| m.meter == "filesystem.size")
+        .map(|m| m.resource_id.as_str())
+        .collect();
     // Not: sysfs, proc, devtmpfs, tmpfs, cgroup2, overlay, squashfs on loop, the bind mount
     // /export of /srv/data; /mnt/backup (nfs4) is real but its statfs failed.
     assert_eq!(mounts, ["host-a:/", "host-a:/boot/efi", "host-a:/srv/data"]);
-    let root: Vec<_> = values(&ms).into_iter().filter(|v| v.2 == "host-a:/").collect();
+    let root: Vec<_> = values(&ms)
+        .into_iter()
+        .filter(|v| v.2 == "host-a:/")
+        .collect();
     assert_eq!(
         root,
         [
@@ -118,7 +146,10 @@ fn filesystems_are_real_mounts_once_each_and_a_stale_one_is_skipped() {
             ("filesystem.free", 55_000_000_000.0, "host-a:/"),
         ]
     );
-    let data = ms.iter().find(|m| m.resource_id == "host-a:/srv/data").expect("data");
+    let data = ms
+        .iter()
+        .find(|m| m.resource_id == "host-a:/srv/data")
+        .expect("data");
     assert_eq!(data.metadata["device"], json!("/dev/mapper/vg-data"));
     assert_eq!(data.metadata["fstype"], json!("xfs"));
     assert_eq!(data.metadata["mount"], json!("/srv/data"));
@@ -127,7 +158,10 @@ fn filesystems_are_real_mounts_once_each_and_a_stale_one_is_skipped() {
 #[test]
 fn network_counters_per_interface() {
     let ms = poll("network");
-    let eth0: Vec<_> = values(&ms).into_iter().filter(|v| v.2 == "host-a/eth0").collect();
+    let eth0: Vec<_> = values(&ms)
+        .into_iter()
+        .filter(|v| v.2 == "host-a/eth0")
+        .collect();
     assert_eq!(
         eth0,
         [
@@ -144,7 +178,10 @@ fn network_counters_per_interface() {
 
 #[test]
 fn uptime_processes_and_host_info() {
-    assert_eq!(values(&poll("host.uptime")), [("host.uptime", 12_345.67, "host-a")]);
+    assert_eq!(
+        values(&poll("host.uptime")),
+        [("host.uptime", 12_345.67, "host-a")]
+    );
     assert_eq!(values(&poll("process")), [("process.count", 3.0, "host-a")]);
     let info = poll("host.info");
     assert_eq!(values(&info), [("host.info", 1.0, "host-a")]);
@@ -164,28 +201,65 @@ fn uptime_processes_and_host_info() {
 
 #[test]
 fn every_compute_pollster_emits_only_declared_meters_and_every_declared_meter_is_emitted() {
-    let pollsters = namespaces::load(&repo_namespaces(), &["compute".to_owned()]).expect("repo namespaces load");
+    let pollsters = namespaces::load(&repo_namespaces(), &["compute".to_owned()])
+        .expect("repo namespaces load");
     let host = host();
     let mut declared = BTreeSet::new();
     let mut emitted = BTreeSet::new();
     for p in &pollsters {
-        let Implementation::Host(imp) = &p.implementation else { panic!("{} is not a host pollster", p.name) };
+        let Implementation::Host(imp) = &p.implementation else {
+            panic!("{} is not a host pollster", p.name)
+        };
         for m in imp.poll(&host).expect("poll") {
-            assert!(p.meter(m.meter).is_some(), "pollster `{}` emits undeclared meter `{}`", p.name, m.meter);
+            assert!(
+                p.meter(m.meter).is_some(),
+                "pollster `{}` emits undeclared meter `{}`",
+                p.name,
+                m.meter
+            );
             emitted.insert(m.meter.to_owned());
         }
         declared.extend(p.meters.iter().map(|m| m.name.clone()));
     }
-    assert_eq!(declared, emitted, "declared meters that no pollster emitted on host-a");
+    assert_eq!(
+        declared, emitted,
+        "declared meters that no pollster emitted on host-a"
+    );
     let required = [
-        "cpu", "memory.total", "memory.usage", "memory.available", "swap.total", "swap.used", "load.1", "load.5",
-        "load.15", "disk.device.read.bytes", "disk.device.write.bytes", "disk.device.read.requests",
-        "disk.device.write.requests", "filesystem.size", "filesystem.used", "filesystem.free",
-        "network.incoming.bytes", "network.outgoing.bytes", "network.incoming.packets", "network.outgoing.packets",
-        "network.incoming.errors", "network.outgoing.errors", "host.uptime", "process.count", "host.info",
+        "cpu",
+        "memory.total",
+        "memory.usage",
+        "memory.available",
+        "swap.total",
+        "swap.used",
+        "load.1",
+        "load.5",
+        "load.15",
+        "disk.device.read.bytes",
+        "disk.device.write.bytes",
+        "disk.device.read.requests",
+        "disk.device.write.requests",
+        "filesystem.size",
+        "filesystem.used",
+        "filesystem.free",
+        "network.incoming.bytes",
+        "network.outgoing.bytes",
+        "network.incoming.packets",
+        "network.outgoing.packets",
+        "network.incoming.errors",
+        "network.outgoing.errors",
+        "host.uptime",
+        "process.count",
+        "host.info",
     ];
     for meter in required {
-        assert!(declared.contains(meter), "the compute namespace must declare `{meter}`");
+        assert!(
+            declared.contains(meter),
+            "the compute namespace must declare `{meter}`"
+        );
     }
-    assert!(!declared.contains("cpu.util"), "cpu.util comes from a transformer, it is not polled");
+    assert!(
+        !declared.contains("cpu.util"),
+        "cpu.util comes from a transformer, it is not polled"
+    );
 }

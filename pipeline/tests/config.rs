@@ -146,7 +146,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "  - name: local\n",
         "  - name: archive\n",
-        "/etc/hb/pipeline.yaml:15:11: sinks[1].name: duplicate sink name `archive` (first defined on line 13)\n/etc/hb/pipeline.yaml:7:22: sources[0].sinks[1]: unknown sink `local` (defined sinks: archive)\n/etc/hb/pipeline.yaml:11:13: sources[1].sinks[0]: unknown sink `local` (defined sinks: archive)",
+        "/etc/hb/pipeline.yaml:7:22: sources[0].sinks[1]: unknown sink `local` (defined sinks: archive)\n/etc/hb/pipeline.yaml:11:13: sources[1].sinks[0]: unknown sink `local` (defined sinks: archive)\n/etc/hb/pipeline.yaml:15:11: sinks[1].name: duplicate sink name `archive` (first defined on line 13)",
     ),
     (
         "sinks: [archive, local]",
@@ -228,8 +228,8 @@ fn empty_lists_and_missing_files_are_refused() {
         .to_string();
     assert_eq!(
         err,
-        "/etc/hb/pipeline.yaml:2:8: sinks: at least one sink is needed\n\
-         /etc/hb/pipeline.yaml:1:10: sources: at least one source is needed"
+        "/etc/hb/pipeline.yaml:1:10: sources: at least one source is needed\n\
+         /etc/hb/pipeline.yaml:2:8: sinks: at least one sink is needed"
     );
     let err = Config::load(Path::new("/nonexistent/pipeline.yaml"))
         .expect_err("refused")

@@ -38,14 +38,23 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
         let (name, timeout) = name_and_timeout(i, t)?;
         let field = format!("targets[{i}].url");
         if t.value.address.is_some() {
-            return Err(DefError::at(t, format!("targets[{i}].address"), "http.response targets take `url`, not `address`"));
+            return Err(DefError::at(
+                t,
+                format!("targets[{i}].address"),
+                "http.response targets take `url`, not `address`",
+            ));
         }
         let Some(raw) = &t.value.url else {
             return Err(DefError::at(t, field, "missing `url`"));
         };
-        let url = Url::parse(raw).map_err(|e| DefError::at(t, &field, format!("invalid URL `{raw}`: {e}")))?;
+        let url = Url::parse(raw)
+            .map_err(|e| DefError::at(t, &field, format!("invalid URL `{raw}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(DefError::at(t, field, format!("`{raw}` is not an absolute http:// or https:// URL")));
+            return Err(DefError::at(
+                t,
+                field,
+                format!("`{raw}` is not an absolute http:// or https:// URL"),
+            ));
         }
         targets.push(Target { name, url, timeout });
     }
@@ -56,7 +65,10 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
         .user_agent(concat!("hb-polling/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| DefError::at(&def.name, "", format!("cannot build the HTTP client: {e}")))?;
-    Ok(Implementation::Net(Arc::new(HttpResponse { client, targets })))
+    Ok(Implementation::Net(Arc::new(HttpResponse {
+        client,
+        targets,
+    })))
 }
 
 impl NetPollster for HttpResponse {
@@ -87,15 +99,23 @@ async fn check(client: &Client, t: &Target) -> Vec<Measurement> {
         Ok(Ok(status)) => {
             return vec![
                 sample("http.response.time", elapsed),
-                sample("http.response.status", f64::from(status.as_u16())).with("result", "success"),
+                sample("http.response.status", f64::from(status.as_u16()))
+                    .with("result", "success"),
             ];
         }
         Ok(Err(e)) if e.is_timeout() => ("timeout", e.to_string()),
         Ok(Err(e)) if e.is_connect() => ("connection_failed", error_chain(&e)),
         Ok(Err(e)) => ("error", error_chain(&e)),
-        Err(_) => ("timeout", format!("no complete response within {:?}", t.timeout)),
+        Err(_) => (
+            "timeout",
+            format!("no complete response within {:?}", t.timeout),
+        ),
     };
-    vec![sample("http.response.status", 0.0).with("result", result).with("error", error)]
+    vec![
+        sample("http.response.status", 0.0)
+            .with("result", result)
+            .with("error", error),
+    ]
 }
 
 /// reqwest's top-level message hides the cause ("error sending request"); append the causes.

@@ -17,7 +17,11 @@ pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(5);
 /// A target's name and timeout, validated.
 fn name_and_timeout(i: usize, t: &At<TargetDef>) -> Result<(String, Duration), DefError> {
     if t.value.name.is_empty() {
-        return Err(DefError::at(t, format!("targets[{i}].name"), "target name must not be empty"));
+        return Err(DefError::at(
+            t,
+            format!("targets[{i}].name"),
+            "target name must not be empty",
+        ));
     }
     let timeout = match t.value.timeout {
         None => DEFAULT_TARGET_TIMEOUT,

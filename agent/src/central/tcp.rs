@@ -35,21 +35,52 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
     for (i, t) in def.targets()?.iter().enumerate() {
         let (name, timeout) = name_and_timeout(i, t)?;
         if t.value.url.is_some() {
-            return Err(DefError::at(t, format!("targets[{i}].url"), "tcp.connect targets take `address: host:port`, not `url`"));
+            return Err(DefError::at(
+                t,
+                format!("targets[{i}].url"),
+                "tcp.connect targets take `address: host:port`, not `url`",
+            ));
         }
         let address = match &t.value.address {
-            Some(a) if a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => a.clone(),
-            Some(a) => return Err(DefError::at(t, format!("targets[{i}].address"), format!("`{a}` is not host:port"))),
-            None => return Err(DefError::at(t, format!("targets[{i}].address"), "missing `address: host:port`")),
+            Some(a)
+                if a.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+            {
+                a.clone()
+            }
+            Some(a) => {
+                return Err(DefError::at(
+                    t,
+                    format!("targets[{i}].address"),
+                    format!("`{a}` is not host:port"),
+                ));
+            }
+            None => {
+                return Err(DefError::at(
+                    t,
+                    format!("targets[{i}].address"),
+                    "missing `address: host:port`",
+                ));
+            }
         };
-        targets.push(Target { name, address, timeout });
+        targets.push(Target {
+            name,
+            address,
+            timeout,
+        });
     }
     Ok(Implementation::Net(Arc::new(TcpConnect { targets })))
 }
 
 impl NetPollster for TcpConnect {
     fn poll(&self) -> PollFuture<'_> {
-        Box::pin(async move { Ok(join_all(self.targets.iter().map(check)).await.into_iter().flatten().collect()) })
+        Box::pin(async move {
+            Ok(join_all(self.targets.iter().map(check))
+                .await
+                .into_iter()
+                .flatten()
+                .collect())
+        })
     }
 }
 
@@ -64,16 +95,28 @@ async fn check(t: &Target) -> Vec<Measurement> {
     };
     let (result, error) = match outcome {
         Ok(Ok(_stream)) => {
-            return vec![sample("tcp.connect.time", elapsed), sample("tcp.connect.status", 1.0).with("result", "success")];
+            return vec![
+                sample("tcp.connect.time", elapsed),
+                sample("tcp.connect.status", 1.0).with("result", "success"),
+            ];
         }
         Ok(Err((result, e))) => (result, e.to_string()),
         Err(_) => ("timeout", format!("no connection within {:?}", t.timeout)),
     };
-    vec![sample("tcp.connect.status", 0.0).with("result", result).with("error", error)]
+    vec![
+        sample("tcp.connect.status", 0.0)
+            .with("result", result)
+            .with("error", error),
+    ]
 }
 
 /// Resolves, then connects to the first address that answers.
 async fn connect(address: &str) -> Result<TcpStream, (&'static str, std::io::Error)> {
-    let addrs: Vec<_> = tokio::net::lookup_host(address).await.map_err(|e| ("resolve_failed", e))?.collect();
-    TcpStream::connect(&addrs[..]).await.map_err(|e| (classify_io(&e), e))
+    let addrs: Vec<_> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| ("resolve_failed", e))?
+        .collect();
+    TcpStream::connect(&addrs[..])
+        .await
+        .map_err(|e| (classify_io(&e), e))
 }

@@ -30,7 +30,10 @@ impl HostPollster for Disk {
                 ("disk.device.write.requests", d.writes),
             ];
             for (meter, value) in values {
-                out.push(Measurement::new(meter, value as f64, &resource).with("device", d.name.as_str()));
+                out.push(
+                    Measurement::new(meter, value as f64, &resource)
+                        .with("device", d.name.as_str()),
+                );
             }
         }
         Ok(out)

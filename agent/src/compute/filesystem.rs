@@ -14,7 +14,16 @@ use procfs_core::process::{MountInfo, MountInfos};
 use crate::host::Host;
 use crate::pollster::{HostPollster, Measurement, PollResult};
 
-const NETWORK_FILESYSTEMS: [&str; 8] = ["nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "9p", "virtiofs"];
+const NETWORK_FILESYSTEMS: [&str; 8] = [
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "ceph",
+    "glusterfs",
+    "9p",
+    "virtiofs",
+];
 const IMAGES: [&str; 1] = ["squashfs"];
 
 /// The `filesystem` pollster.
@@ -31,8 +40,13 @@ impl HostPollster for Filesystem {
         let mounts: MountInfos = host.parse("/proc/self/mountinfo")?;
         let real = |m: &MountInfo| {
             let fs = m.fs_type.as_str();
-            let loop_device = m.mount_source.as_deref().is_some_and(|s| s.starts_with("/dev/loop"));
-            (NETWORK_FILESYSTEMS.contains(&fs) || !nodev.contains(&fs)) && !IMAGES.contains(&fs) && !loop_device
+            let loop_device = m
+                .mount_source
+                .as_deref()
+                .is_some_and(|s| s.starts_with("/dev/loop"));
+            (NETWORK_FILESYSTEMS.contains(&fs) || !nodev.contains(&fs))
+                && !IMAGES.contains(&fs)
+                && !loop_device
         };
         let mut chosen: HashMap<&str, &MountInfo> = HashMap::new();
         for m in mounts.iter().filter(|m| real(m)) {
@@ -47,7 +61,11 @@ impl HostPollster for Filesystem {
             }
         }
         let mut out = Vec::new();
-        for m in mounts.iter().filter(|m| chosen.get(m.majmin.as_str()).is_some_and(|c| std::ptr::eq(*c, *m))) {
+        for m in mounts.iter().filter(|m| {
+            chosen
+                .get(m.majmin.as_str())
+                .is_some_and(|c| std::ptr::eq(*c, *m))
+        }) {
             let usage = match host.statfs(&m.mount_point) {
                 Ok(u) => u,
                 Err(error) => {
@@ -59,9 +77,11 @@ impl HostPollster for Filesystem {
             let mount = m.mount_point.to_string_lossy();
             let resource = format!("{}:{mount}", host.name());
             let device = m.mount_source.clone().unwrap_or_default();
-            for (meter, value) in
-                [("filesystem.size", usage.size), ("filesystem.used", usage.used), ("filesystem.free", usage.free)]
-            {
+            for (meter, value) in [
+                ("filesystem.size", usage.size),
+                ("filesystem.used", usage.used),
+                ("filesystem.free", usage.free),
+            ] {
                 out.push(
                     Measurement::new(meter, value as f64, &resource)
                         .with("mount", mount.as_ref())
@@ -78,5 +98,6 @@ impl HostPollster for Filesystem {
 fn better(candidate: &MountInfo, current: &MountInfo) -> bool {
     let whole = |m: &MountInfo| m.root == "/";
     let depth = |m: &MountInfo| m.mount_point.as_os_str().len();
-    (whole(candidate), std::cmp::Reverse(depth(candidate))) > (whole(current), std::cmp::Reverse(depth(current)))
+    (whole(candidate), std::cmp::Reverse(depth(candidate)))
+        > (whole(current), std::cmp::Reverse(depth(current)))
 }

@@ -33,6 +33,13 @@ impl HostPollster for HostInfo {
 
 /// `PRETTY_NAME` of an os-release file, unquoted.
 fn pretty_name(os_release: &str) -> Option<String> {
-    let value = os_release.lines().find_map(|l| l.strip_prefix("PRETTY_NAME="))?;
-    Some(value.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+    let value = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))?;
+    Some(
+        value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_owned(),
+    )
 }

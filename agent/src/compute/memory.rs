@@ -19,7 +19,11 @@ impl HostPollster for Memory {
         Ok(vec![
             Measurement::new("memory.total", m.mem_total as f64, name),
             Measurement::new("memory.available", available as f64, name),
-            Measurement::new("memory.usage", m.mem_total.saturating_sub(available) as f64, name),
+            Measurement::new(
+                "memory.usage",
+                m.mem_total.saturating_sub(available) as f64,
+                name,
+            ),
         ])
     }
 }

@@ -26,7 +26,10 @@ impl HostPollster for Network {
                 ("network.outgoing.errors", i.sent_errs),
             ];
             for (meter, value) in values {
-                out.push(Measurement::new(meter, value as f64, &resource).with("interface", i.name.as_str()));
+                out.push(
+                    Measurement::new(meter, value as f64, &resource)
+                        .with("interface", i.name.as_str()),
+                );
             }
         }
         Ok(out)

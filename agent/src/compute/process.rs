@@ -12,8 +12,16 @@ impl HostPollster for Process {
         let entries = std::fs::read_dir(&dir).map_err(|e| PollError::read(&dir, e))?;
         let count = entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            })
             .count();
-        Ok(vec![Measurement::new("process.count", count as f64, host.name())])
+        Ok(vec![Measurement::new(
+            "process.count",
+            count as f64,
+            host.name(),
+        )])
     }
 }

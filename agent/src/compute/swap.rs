@@ -14,7 +14,11 @@ impl HostPollster for Swap {
         let name = host.name();
         Ok(vec![
             Measurement::new("swap.total", m.swap_total as f64, name),
-            Measurement::new("swap.used", m.swap_total.saturating_sub(m.swap_free) as f64, name),
+            Measurement::new(
+                "swap.used",
+                m.swap_total.saturating_sub(m.swap_free) as f64,
+                name,
+            ),
         ])
     }
 }

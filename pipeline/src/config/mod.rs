@@ -113,6 +113,10 @@ impl Config {
             .collect();
         let sources = v.sources(&raw.sources, &sink_index);
         if !v.errors.is_empty() {
+            v.errors.sort_by_key(|e| match e.origin {
+                Origin::File { position, .. } => position.unwrap_or_default(),
+                Origin::Env(_) => (0, 0),
+            });
             return Err(ConfigErrors(v.errors));
         }
         Ok(Self {
