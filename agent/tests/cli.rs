@@ -1,30 +1,14 @@
-//! hb-polling as a user runs it: a real process, real /proc, a real local HTTP server.
+//! hb-polling's one-shot commands as a user runs them: `--list`, `--once` and start-up
+//! refusals; a real process, real /proc, a real local HTTP server.
 
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn hb(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hb-polling"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("HB_LOG")
-        .env_remove("HB_TRANSPORT");
-    cmd
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    hb(dir, args).output().expect("hb-polling runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{run, text};
 
 fn json_lines(out: &Output) -> Vec<Value> {
     text(&out.stdout)
@@ -385,37 +369,6 @@ fn a_pollster_list_that_matches_nothing_says_what_is_offered() {
 }
 
 #[test]
-fn a_broken_pipeline_yaml_is_refused_with_file_line_and_key() {
-    let dir = support::workdir();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        "sources:\n  - name: host\n    interval: 10\n    meters: [\"*\"]\n    sinks: [lcoal]\nsinks:\n  - name: local\n    publishers: [\"file://out.jsonl\"]\n",
-    )
-    .expect("write");
-    let out = run(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr).trim(),
-        "hb-polling: pipeline.yaml:5:13: sources[0].sinks[0]: unknown sink `lcoal` (defined sinks: local)"
-    );
-
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        "sources:\n  - name: host\n    intervall: 10\n",
-    )
-    .expect("write");
-    let out = run(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).starts_with(
-            "hb-polling: pipeline.yaml:3:5: sources[0].intervall: unknown field `intervall`"
-        ),
-        "{}",
-        text(&out.stderr)
-    );
-}
-
-#[test]
 fn a_broken_namespace_file_is_refused_with_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     support::namespaces(
@@ -442,85 +395,4 @@ fn a_broken_namespace_file_is_refused_with_file_line_and_key() {
         text(&out.stderr).trim(),
         "hb-polling: namespaces/central/checks.yaml:5:14: pollsters[0].targets: at least one target is needed"
     );
-}
-
-#[test]
-fn the_environment_overrides_the_transport() {
-    let dir = support::workdir();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        "sources:\n  - {name: host, interval: 10, meters: [\"*\"], sinks: [local]}\nsinks:\n  - {name: local, publishers: [\"file://out.jsonl\"]}\n",
-    )
-    .expect("write");
-    let out = hb(dir.path(), &[])
-        .env("HB_TRANSPORT", "kafka://127.0.0.1:9092")
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr).trim(),
-        "hb-polling: environment variable HB_TRANSPORT: unsupported transport scheme `kafka` (available: memory://)"
-    );
-}
-
-#[test]
-fn sigterm_finishes_the_cycle_flushes_and_exits_zero() {
-    let port = support::http_server();
-    let dir = tempfile::tempdir().expect("tempdir");
-    support::namespaces(
-        dir.path(),
-        &support::central_yaml(
-            &[("ok", format!("http://127.0.0.1:{port}/ok"))],
-            &[("up", format!("127.0.0.1:{port}"))],
-            5.0,
-        ),
-    );
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        "sources:\n  - {name: fast, interval: 1, meters: [\"cpu\", \"load.*\", \"http.*\"], sinks: [local]}\n  \
-         - {name: slow, interval: 60, meters: [\"*\", \"!cpu\"], sinks: [local]}\n\
-         sinks:\n  - {name: local, publishers: [\"file://data/out.jsonl\"]}\n",
-    )
-    .expect("write");
-    let child = hb(dir.path(), &[])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = dir.path().join("data/out.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let count = |name: &str| {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&format!("\"name\":\"{name}\"")))
-            .count()
-    };
-    while count("cpu") < 3 {
-        assert!(Instant::now() < deadline, "no samples after 20 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let output = child.wait_with_output().expect("wait");
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("stopping: finishing the cycle in flight, then flushing"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hb-polling stopped failed_flushes=0"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("cycle done interval_s=1"), "{stderr}");
-    // The 60 s source polled everything but cpu once, at start; host.info is collected once.
-    assert_eq!(count("memory.total"), 1);
-    assert_eq!(count("host.info"), 1);
-    assert!(count("load.1") >= 3 && count("http.response.status") >= 3);
-    for line in std::fs::read_to_string(&out).expect("out").lines() {
-        serde_json::from_str::<hb_sample::Sample>(line).expect("every line is a complete sample");
-    }
 }

@@ -5,7 +5,28 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
+
+/// `hb-polling` with `args`, run in `dir`, without the caller's HB_ settings.
+pub fn hb(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hb-polling"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("HB_LOG")
+        .env_remove("HB_TRANSPORT");
+    cmd
+}
+
+/// Runs `hb-polling` to completion.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    hb(dir, args).output().expect("hb-polling runs")
+}
+
+/// Lossy UTF-8 of a process's output.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 /// A tiny HTTP/1.1 server on 127.0.0.1:0: `/ok` → 200, `/slow` → 200 after 5 s, else 404.
 pub fn http_server() -> u16 {
