@@ -117,7 +117,12 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     signals.abort();
     let failed = pipeline.flush().await;
     tracing::info!(failed_flushes = failed, "hb-polling stopped");
-    Ok(ExitCode::SUCCESS)
+    // A publisher that could not make its data durable is worth a non-zero exit.
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Loads the requested namespaces and applies --pollster-list.
