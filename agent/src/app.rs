@@ -186,18 +186,16 @@ async fn once(
         .iter()
         .zip(futures_util::future::join_all(runs).await)
     {
-        match run {
+        let error = match run {
             Ok(run) => {
                 samples.extend(run.samples);
-                if let Some(error) = run.error {
-                    failed += 1;
-                    eprintln!("hb-polling: pollster `{}` failed: {error}", p.name);
-                }
+                run.error.map(|e| e.to_string())
             }
-            Err(error) => {
-                failed += 1;
-                eprintln!("hb-polling: pollster `{}` failed: {error}", p.name);
-            }
+            Err(join) => Some(join.to_string()),
+        };
+        if let Some(error) = error {
+            failed += 1;
+            eprintln!("hb-polling: pollster `{}` failed: {error}", p.name);
         }
     }
     let mut out = std::io::stdout().lock();

@@ -6,9 +6,6 @@
 //! read-only images (squashfs) and loop-device mounts are left out. A filesystem mounted
 //! several times (bind mounts) is reported once, at its shortest whole mount.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use procfs_core::process::{MountInfo, MountInfos};
 
 use crate::host::Host;
@@ -48,24 +45,17 @@ impl HostPollster for Filesystem {
                 && !IMAGES.contains(&fs)
                 && !loop_device
         };
-        let mut chosen: HashMap<&str, &MountInfo> = HashMap::new();
+        // One mount per device (major:minor), in order of first appearance.
+        let mut chosen: Vec<&MountInfo> = Vec::new();
         for m in mounts.iter().filter(|m| real(m)) {
-            match chosen.entry(m.majmin.as_str()) {
-                Entry::Vacant(e) => {
-                    e.insert(m);
-                }
-                Entry::Occupied(mut e) if better(m, e.get()) => {
-                    e.insert(m);
-                }
-                Entry::Occupied(_) => {}
+            match chosen.iter_mut().find(|c| c.majmin == m.majmin) {
+                Some(c) if better(m, c) => *c = m,
+                Some(_) => {}
+                None => chosen.push(m),
             }
         }
         let mut out = Vec::new();
-        for m in mounts.iter().filter(|m| {
-            chosen
-                .get(m.majmin.as_str())
-                .is_some_and(|c| std::ptr::eq(*c, *m))
-        }) {
+        for m in chosen {
             let usage = match host.statfs(&m.mount_point) {
                 Ok(u) => u,
                 Err(error) => {
