@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use hb_pipeline::config::ConfigErrors;
-use hb_pipeline::{Config, Pipeline};
+use hb_pipeline::{Config, Pipeline, Transport};
 use tokio_util::sync::CancellationToken;
 
+use crate::destination::Destination;
 use crate::host::Host;
 use crate::namespaces::{self, LoadedPollster};
+use crate::outbox::Outbox;
 use crate::pollster::PollError;
 use crate::scheduler::{self, Plan};
 use crate::{output, runner};
@@ -91,8 +93,22 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
         return once(&pollsters, host, args.format).await;
     }
     let config = Config::load(&args.config)?;
-    let pipeline = Pipeline::open(&config)
-        .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
+    let destination = match &config.transport {
+        Transport::Memory => Destination::Embedded(
+            Pipeline::open(&config)
+                .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?,
+        ),
+        transport => {
+            let identity = hb_sample::Producer {
+                host: host.name().to_owned(),
+                agent_id: format!("{}/{}", host.name(), args.polling_namespaces.join("+")),
+                namespaces: args.polling_namespaces.clone(),
+            };
+            let outbox = Outbox::open(transport, &config.spool, identity, config.secret.clone())
+                .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
+            Destination::Bus(Box::new(outbox))
+        }
+    };
     let plan = Plan::new(&pollsters, &config.sources);
     if plan.is_empty() {
         let msg = format!(
@@ -110,12 +126,23 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
         tracing::info!(interval_s = group.interval.as_secs(), pollsters = %names.join(","), "polling");
     }
     tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), "hb-polling started");
-    let pipeline = Arc::new(pipeline);
+    let heartbeat_every = plan.groups[0].interval;
+    let destination = Arc::new(destination);
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
-    scheduler::run(plan, host, Arc::clone(&pipeline), shutdown).await;
+    let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
+        shutdown.clone(),
+        "finishing the cycle in flight, then flushing",
+    ));
+    let bus = tokio::spawn(bus_tasks(
+        Arc::clone(&destination),
+        pollsters,
+        heartbeat_every,
+        shutdown.clone(),
+    ));
+    scheduler::run(plan, host, Arc::clone(&destination), shutdown).await;
     signals.abort();
-    let failed = pipeline.flush().await;
+    let _ = bus.await;
+    let failed = destination.finish().await;
     tracing::info!(failed_flushes = failed, "hb-polling stopped");
     // A publisher that could not make its data durable is worth a non-zero exit.
     Ok(if failed == 0 {
@@ -123,6 +150,29 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// With a bus: heartbeats every `interval` and spool replay, until `shutdown`.
+async fn bus_tasks(
+    destination: Arc<Destination>,
+    pollsters: Vec<Arc<LoadedPollster>>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let Destination::Bus(outbox) = &*destination else {
+        return;
+    };
+    let heartbeats = async {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => outbox.heartbeat(&pollsters, interval).await,
+            }
+        }
+    };
+    tokio::join!(heartbeats, outbox.replay(shutdown.clone()));
 }
 
 /// Loads the requested namespaces and applies --pollster-list.
@@ -209,25 +259,4 @@ async fn once(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(
-        signal = name,
-        "stopping: finishing the cycle in flight, then flushing"
-    );
-    shutdown.cancel();
 }

@@ -1,6 +1,6 @@
 //! The hb polling agent (`hb-polling`): loads pollsters by namespace, polls them on the
 //! intervals that pipeline.yaml's sources ask for, and hands samples to the pipeline
-//! (in-process with the embedded `memory://` transport).
+//! (in-process with the embedded `memory://` transport) or to the bus, through a spool.
 //!
 //! # Layout
 //!
@@ -10,6 +10,9 @@
 //! - [`pollster`]: pollster traits, [`Measurement`](pollster::Measurement), errors.
 //! - [`runner`]: one run of one pollster: overlap guard, timeout, stamping into samples.
 //! - [`scheduler`]: timers per interval, cycles, per-cycle summary.
+//! - [`destination`]: the embedded pipeline or the bus.
+//! - [`outbox`]: envelopes, broker confirmations, heartbeats, spool replay.
+//! - [`spool`]: the bounded, checksummed on-disk spool.
 //! - [`host`]: the measured machine behind a root path (fixtures replay recorded trees).
 //! - [`compute`]: the local machine's pollsters (one file each).
 //! - [`central`]: HTTP and TCP checks of declared targets.
@@ -19,10 +22,13 @@
 pub mod app;
 pub mod central;
 pub mod compute;
+pub mod destination;
 pub mod host;
 pub mod namespaces;
+pub mod outbox;
 pub mod output;
 pub mod pollster;
 pub mod registry;
 pub mod runner;
 pub mod scheduler;
+pub mod spool;

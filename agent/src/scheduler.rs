@@ -1,7 +1,7 @@
-//! The run loop: one timer per distinct source interval. Each tick polls, in its own task
-//! and under its timeout, every pollster whose meters a source wants at that interval, and
-//! publishes each pollster's samples as soon as it returns, so a slow pollster delays nobody.
-//! One summary line per cycle.
+//! The run loop: one timer per distinct source interval. Each tick starts a cycle that polls,
+//! in its own task and under its timeout, every pollster whose meters a source wants at that
+//! interval, and publishes each pollster's samples as soon as it returns, so neither a slow
+//! pollster nor a slow broker delays anybody. One summary line per cycle.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hb_pipeline::config::Source;
-use hb_pipeline::{Delivery, Pipeline};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::destination::{Destination, Published};
 use crate::host::Host;
 use crate::namespaces::LoadedPollster;
 use crate::pollster::{Kind, PollError};
@@ -107,23 +107,35 @@ impl Plan {
 pub async fn run(
     plan: Plan,
     host: Arc<Host>,
-    pipeline: Arc<Pipeline>,
+    destination: Arc<Destination>,
     shutdown: CancellationToken,
 ) {
     let mut loops = JoinSet::new();
     for group in plan.groups {
-        let (host, pipeline, shutdown) =
-            (Arc::clone(&host), Arc::clone(&pipeline), shutdown.clone());
+        let (host, destination, shutdown) = (
+            Arc::clone(&host),
+            Arc::clone(&destination),
+            shutdown.clone(),
+        );
         loops.spawn(async move {
+            let group = Arc::new(group);
             let mut ticker = tokio::time::interval(group.interval);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            // Cycles run as tasks: a broker slow to confirm delays no poll.
+            let mut cycles = JoinSet::new();
             loop {
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
-                    _ = ticker.tick() => cycle(&group, &host, &pipeline).await,
+                    Some(_) = cycles.join_next(), if !cycles.is_empty() => {}
+                    _ = ticker.tick() => {
+                        let (group, host, destination) =
+                            (Arc::clone(&group), Arc::clone(&host), Arc::clone(&destination));
+                        cycles.spawn(async move { cycle(&group, &host, &destination).await });
+                    }
                 }
             }
+            while cycles.join_next().await.is_some() {}
         });
     }
     while let Some(done) = loops.join_next().await {
@@ -138,11 +150,11 @@ pub async fn run(
 struct Summary {
     samples: usize,
     rejected: usize,
-    delivery: Delivery,
+    published: Published,
     failed: Vec<String>,
 }
 
-async fn cycle(group: &Group, host: &Arc<Host>, pipeline: &Arc<Pipeline>) {
+async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>) {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
@@ -151,32 +163,33 @@ async fn cycle(group: &Group, host: &Arc<Host>, pipeline: &Arc<Pipeline>) {
             continue;
         }
         let p = Arc::clone(&entry.pollster);
-        let (host, pipeline, wanted) = (
+        let (host, destination, wanted) = (
             Arc::clone(host),
-            Arc::clone(pipeline),
+            Arc::clone(destination),
             Arc::clone(&entry.wanted),
         );
         let timeout = p.timeout.min(group.interval);
         let handle = tasks.spawn(async move {
+            let namespace = p.namespace.clone();
             let run = runner::run(p, host, timeout, Some(wanted)).await;
             let polled = run.samples.len();
-            let delivery = if polled > 0 {
-                pipeline.publish(run.samples).await
+            let published = if polled > 0 {
+                destination.publish(&namespace, run.samples).await
             } else {
-                Delivery::default()
+                Published::default()
             };
-            (index, run.error, polled, run.rejected, delivery)
+            (index, run.error, polled, run.rejected, published)
         });
         names.insert(handle.id(), entry.pollster.name.clone());
     }
     let mut summary = Summary::default();
     while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok((_, (index, error, polled, rejected, delivery))) => {
+            Ok((_, (index, error, polled, rejected, published))) => {
                 let entry = &group.entries[index];
                 summary.samples += polled;
                 summary.rejected += rejected;
-                summary.delivery += delivery;
+                summary.published += published;
                 if let Some(error) = error {
                     summary.failed.push(entry.pollster.name.clone());
                     report_failure(&entry.pollster, &error);
@@ -198,9 +211,10 @@ async fn cycle(group: &Group, host: &Arc<Host>, pipeline: &Arc<Pipeline>) {
     tracing::info!(
         interval_s = group.interval.as_secs(),
         samples = summary.samples,
-        delivered = summary.delivery.delivered,
-        failed_deliveries = summary.delivery.failed,
-        unrouted = summary.delivery.unrouted,
+        delivered = summary.published.delivered,
+        spooled = summary.published.spooled,
+        failed_deliveries = summary.published.failed,
+        unrouted = summary.published.unrouted,
         rejected = summary.rejected,
         failed_pollsters = %summary.failed.join(","),
         elapsed_ms = started.elapsed().as_millis() as u64,

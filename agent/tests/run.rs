@@ -48,13 +48,13 @@ fn the_environment_overrides_the_transport() {
     )
     .expect("write");
     let out = hb(dir.path(), &[])
-        .env("HB_TRANSPORT", "kafka://127.0.0.1:9092")
+        .env("HB_TRANSPORT", "nats://127.0.0.1:4222")
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr).trim(),
-        "hb-polling: environment variable HB_TRANSPORT: unsupported transport scheme `kafka` (available: memory://)"
+        "hb-polling: environment variable HB_TRANSPORT: unsupported transport scheme `nats` (available: memory://, rabbit://, amqp://, amqps://, kafka://, redis://, rediss://)"
     );
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hb_agent::destination::Destination;
 use hb_agent::host::{FsUsage, Host};
 use hb_agent::namespaces::LoadedPollster;
 use hb_agent::pollster::{
@@ -226,7 +227,9 @@ async fn a_slow_pollster_does_not_delay_the_samples_of_the_others() {
         ),
     ];
     let plan = Plan::new(&pollsters, &cfg.sources);
-    let pipeline = Arc::new(Pipeline::open(&cfg).expect("pipeline"));
+    let pipeline = Arc::new(Destination::Embedded(
+        Pipeline::open(&cfg).expect("pipeline"),
+    ));
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(scheduler::run(plan, host(), pipeline, shutdown.clone()));

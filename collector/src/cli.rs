@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hb_pipeline::{Config, Transport};
+use hb_pipeline::{Config, Pipeline, Transport};
+use tokio_util::sync::CancellationToken;
+
+use crate::consume;
+use crate::stats::Stats;
 
 /// Consumes samples from the bus and writes them to the configured sinks.
 #[derive(Debug, Parser)]
@@ -30,35 +34,73 @@ pub enum Command {
     Validate,
 }
 
-/// Runs the command; messages go to stderr (errors) and stdout (results).
-pub fn run(args: &Args) -> ExitCode {
-    let config = match Config::load(&args.config) {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("hb-collector: {e}");
-            }
+/// Loads the configuration; on refusal prints every error and gives exit code 2.
+pub fn load(args: &Args) -> Result<Config, ExitCode> {
+    Config::load(&args.config).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("hb-collector: {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+/// `validate`: what was checked, on stdout.
+pub fn validate(config: &Config) -> ExitCode {
+    let sources = config.sources.len();
+    let sinks = config.sinks.len();
+    println!(
+        "{}: valid ({sources} sources, {sinks} sinks, transport {})",
+        config.path.display(),
+        config.transport
+    );
+    ExitCode::SUCCESS
+}
+
+/// Runs the collector until SIGINT/SIGTERM: exit 0 after a clean stop, 2 when the
+/// configuration cannot run, 1 when publishers could not be synced.
+pub async fn serve(config: Config) -> ExitCode {
+    let path = config.path.display().to_string();
+    if config.transport == Transport::Memory {
+        eprintln!(
+            "hb-collector: {path}: transport memory:// runs the pipeline inside hb-polling; \
+             hb-collector needs a bus (rabbit://, kafka:// or redis://)"
+        );
+        return ExitCode::from(2);
+    }
+    let pipeline = match Pipeline::open(&config) {
+        Ok(pipeline) => pipeline,
+        Err(e) => {
+            eprintln!("hb-collector: {path}: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Validate) = args.command {
-        let sources = config.sources.len();
-        let sinks = config.sinks.len();
-        println!(
-            "{}: valid ({sources} sources, {sinks} sinks, transport {})",
-            config.path.display(),
-            config.transport
-        );
-        return ExitCode::SUCCESS;
+    if config.secret.is_none() {
+        tracing::warn!("no secret configured: envelopes are accepted without checking signatures");
     }
-    match config.transport {
-        Transport::Memory => {
-            eprintln!(
-                "hb-collector: {}: transport memory:// runs the pipeline inside hb-polling; \
-                 hb-collector needs a bus transport, and this build has none (available: memory://)",
-                config.path.display()
-            );
+    tracing::info!(transport = %config.transport, config = %path, "hb-collector started");
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
+        shutdown.clone(),
+        "finishing the batch in flight, flushing, acknowledging",
+    ));
+    let stats = Stats::default();
+    let result = consume::run(
+        &config.transport,
+        &pipeline,
+        config.secret.as_ref(),
+        &shutdown,
+        &stats,
+    )
+    .await;
+    signals.abort();
+    let failed = pipeline.flush().await;
+    stats.report("hb-collector stopped");
+    match result {
+        Err(error) => {
+            eprintln!("hb-collector: {path}: {error}");
             ExitCode::from(2)
         }
+        Ok(()) if failed > 0 => ExitCode::FAILURE,
+        Ok(()) => ExitCode::SUCCESS,
     }
 }

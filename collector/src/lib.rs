@@ -1,13 +1,17 @@
 //! The hb collector (`hb-collector`): consumes samples from the bus and runs the same pipeline
-//! as the agent's embedded mode (DESIGN §7).
+//! as the agent's embedded mode (DESIGN §4, §7).
 //!
-//! The bus transports arrive with their own issue; until then the collector offers
-//! `hb-collector validate`, and refuses to run on `memory://`, where the agent runs the
-//! pipeline itself.
+//! Every message is acknowledged only after every publisher its samples were routed to has
+//! accepted them; undecodable messages go to the dead-letter destination, envelopes with a
+//! missing or wrong signature are dropped and counted, heartbeats are logged and counted.
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line: `validate` and run.
+//! - [`cli`]: the command line: `validate` and run (with graceful shutdown).
+//! - [`consume`]: the consume loop: decode, verify, publish, acknowledge, reconnect.
+//! - [`stats`]: counters, logged as progress lines.
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod consume;
+pub mod stats;

@@ -5,19 +5,19 @@
 //!
 //! - [`config`]: pipeline.yaml, validated into [`Config`]; errors name file, line, key, reason.
 //! - [`filter`]: [`MeterFilter`], Ceilometer's meter selection rules.
-//! - [`transport`]: the `transport` URL.
 //! - [`publisher`]: publisher URLs and the publishers themselves (`file://`).
 //! - [`router`]: [`Pipeline`], which routes each sample to the sinks of every source whose
 //!   meter filter selects it and hands each sink's batch to its publishers.
+//! - [`signals`]: graceful shutdown on SIGINT/SIGTERM.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod filter;
 pub mod publisher;
 pub mod router;
-pub mod transport;
+pub mod signals;
 
-pub use config::{Config, ConfigError, ConfigErrors};
+pub use config::{Config, ConfigError, ConfigErrors, SpoolConfig};
 pub use filter::MeterFilter;
+pub use hb_bus::Transport;
 pub use router::{Delivery, Pipeline};
-pub use transport::Transport;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use hb_pipeline::Transport;
 use hb_pipeline::config::{Config, ConfigErrors};
 use hb_pipeline::publisher::PublisherSpec;
-use hb_pipeline::transport::Transport;
 
 const GOOD: &str = r#"
 transport: memory://
@@ -54,12 +54,20 @@ fn transport_defaults_to_memory_and_the_environment_overrides_it() {
     let without = GOOD.replace("transport: memory://\n", "");
     assert_eq!(load(&without).expect("valid").transport, Transport::Memory);
 
-    let env =
-        |var: &str| (var == "HB_TRANSPORT").then(|| "rabbit://guest:guest@localhost/".to_owned());
+    let env = |var: &str| (var == "HB_TRANSPORT").then(|| "nats://localhost/".to_owned());
     let err = Config::parse(GOOD, Path::new("p.yaml"), env).expect_err("refused");
     assert_eq!(
         err.to_string(),
-        "environment variable HB_TRANSPORT: unsupported transport scheme `rabbit` (available: memory://)"
+        "environment variable HB_TRANSPORT: unsupported transport scheme `nats` (available: memory://, rabbit://, amqp://, amqps://, kafka://, redis://, rediss://)"
+    );
+    let env = |var: &str| {
+        (var == "HB_TRANSPORT").then(|| "rabbit://guest:s3cret@mq:5672/prod?prefetch=5".to_owned())
+    };
+    let config = Config::parse(GOOD, Path::new("p.yaml"), env).expect("valid");
+    assert_eq!(
+        config.transport.to_string(),
+        "amqp://guest:***@mq:5672/prod?prefetch=5",
+        "the password never shows"
     );
     let env = |var: &str| (var == "HB_TRANSPORT").then(|| "memory://".to_owned());
     let bad_file = GOOD.replace("transport: memory://", "transport: nats://x");
@@ -116,7 +124,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: memory://\nsecrets: x",
-        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, sources, sinks",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, sources, sinks",
     ),
     (
         "meters: [\"cpu\"]",
@@ -175,13 +183,53 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     ),
     (
         "transport: memory://",
-        "transport: kafka://127.0.0.1:9092",
-        "/etc/hb/pipeline.yaml:2:12: transport: unsupported transport scheme `kafka` (available: memory://)",
+        "transport: nats://127.0.0.1:4222",
+        "/etc/hb/pipeline.yaml:2:12: transport: unsupported transport scheme `nats` (available: memory://, rabbit://, amqp://, amqps://, kafka://, redis://, rediss://)",
     ),
     (
         "transport: memory://",
         "transport: memory",
-        "/etc/hb/pipeline.yaml:2:12: transport: `memory` is not a transport URL (expected scheme://..., available: memory://)",
+        "/etc/hb/pipeline.yaml:2:12: transport: `memory` is not a transport URL (expected scheme://..., available: memory://, rabbit://, amqp://, amqps://, kafka://, redis://, rediss://)",
+    ),
+    (
+        "transport: memory://",
+        "transport: kafka://127.0.0.1:9092?acks=1",
+        "/etc/hb/pipeline.yaml:2:12: transport: unknown option `acks` for kafka:// (valid: prefix, batch, prefetch, group, partitions, replication, linger_ms, compression, session_timeout_ms, timeout_ms, tls)",
+    ),
+    (
+        "transport: memory://",
+        "transport: kafka://127.0.0.1?compression=brotli",
+        "/etc/hb/pipeline.yaml:2:12: transport: invalid kafka:// address: `127.0.0.1` is not host:port",
+    ),
+    (
+        "transport: memory://",
+        "transport: kafka://127.0.0.1:9092?compression=brotli",
+        "/etc/hb/pipeline.yaml:2:12: transport: invalid kafka:// option compression=`brotli`: expected one of none, gzip, snappy, lz4",
+    ),
+    (
+        "transport: memory://",
+        "transport: rabbit://guest:guest@127.0.0.1:5672/%2f?prefetch=0",
+        "/etc/hb/pipeline.yaml:2:12: transport: invalid rabbit:// option prefetch=`0`: expected a whole number from 1 to 65535",
+    ),
+    (
+        "transport: memory://",
+        "transport: redis://127.0.0.1:6379/x?batch=10",
+        "/etc/hb/pipeline.yaml:2:12: transport: invalid redis:// address: the path must be a database number (got `/x`)",
+    ),
+    (
+        "transport: memory://",
+        "transport: redis://127.0.0.1:6379/0?batch=10&batch=20",
+        "/etc/hb/pipeline.yaml:2:12: transport: option `batch` given twice",
+    ),
+    (
+        "transport: memory://",
+        "transport: memory://\nsecret_file: /nonexistent/secret",
+        "/etc/hb/pipeline.yaml:3:14: secret_file: cannot read /nonexistent/secret: No such file or directory (os error 2)",
+    ),
+    (
+        "transport: memory://",
+        "transport: memory://\nspool: {dir: /var/spool/hb, max_bytes: 100}",
+        "/etc/hb/pipeline.yaml:3:40: spool.max_bytes: must be at least 65536 (got 100)",
     ),
     (
         "sources:\n",

@@ -47,6 +47,34 @@ pub struct Producer {
 pub enum Body {
     /// A batch of samples.
     Samples(Vec<Sample>),
+    /// An agent's periodic sign of life.
+    Heartbeat(Heartbeat),
+}
+
+/// What an agent says about itself every interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The agent's version.
+    pub version: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
+    /// Seconds until the next heartbeat.
+    pub interval_s: u64,
+    /// Every pollster the agent runs and how it fares.
+    pub pollsters: Vec<PollsterState>,
+    /// Envelopes waiting in the agent's spool for the broker.
+    pub spooled: u64,
+}
+
+/// One pollster's state in a [`Heartbeat`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollsterState {
+    /// Namespace it was loaded from.
+    pub namespace: String,
+    /// Pollster name.
+    pub name: String,
+    /// Consecutive failed runs (0 = healthy).
+    pub failures_in_a_row: u32,
 }
 
 /// A versioned batch as it travels on the bus.
@@ -121,6 +149,17 @@ impl Envelope {
         }
     }
 
+    /// A heartbeat envelope stamped with the current time.
+    pub fn heartbeat(producer: Producer, seq: u64, heartbeat: Heartbeat) -> Self {
+        Self {
+            version: ENVELOPE_VERSION,
+            producer,
+            seq,
+            sent_at: Utc::now(),
+            body: Body::Heartbeat(heartbeat),
+        }
+    }
+
     /// The canonical bytes a signature over this envelope covers.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
         Ok(canonical::to_vec(&serde_json::to_value(self)?)?)
@@ -163,6 +202,18 @@ impl Envelope {
         }
         Ok(serde_json::from_value(value)?)
     }
+}
+
+/// The producer an envelope claims to come from, read without any check: for logging why an
+/// envelope was refused.
+pub fn claimed_producer(bytes: &[u8]) -> Option<Producer> {
+    #[derive(Deserialize)]
+    struct Claim {
+        producer: Producer,
+    }
+    serde_json::from_slice::<Claim>(bytes)
+        .ok()
+        .map(|c| c.producer)
 }
 
 /// Lowercase hex HMAC-SHA256 of `bytes` with `secret`.

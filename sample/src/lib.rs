@@ -19,5 +19,7 @@ pub mod envelope;
 pub mod sample;
 pub mod timestamp;
 
-pub use envelope::{Body, ENVELOPE_VERSION, Envelope, EnvelopeError, Producer, Secret};
+pub use envelope::{
+    Body, ENVELOPE_VERSION, Envelope, EnvelopeError, Heartbeat, PollsterState, Producer, Secret,
+};
 pub use sample::{Metadata, Sample, SampleError, SampleType};

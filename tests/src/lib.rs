@@ -1,6 +1,7 @@
 //! End-to-end tests of hb as a user meets it: the real binaries, run the way the README says,
 //! on the repository's own pipeline.yaml and namespaces. The tests live in `tests/`; this
-//! library holds what they share.
+//! library holds what they share: [`bus`] (brokers, agents, collectors as processes) and
+//! [`proxy`] (a TCP proxy whose connections a test can cut).
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -43,3 +44,6 @@ pub fn binary(name: &str) -> PathBuf {
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
+
+pub mod bus;
+pub mod proxy;

@@ -12,6 +12,9 @@
 //!     publishers: ["file://data/samples.jsonl?max_bytes=10000000&backup_count=5"]
 //! ```
 //!
+//! With a bus transport, `secret_file` names a file holding the shared signing secret (or
+//! `HB_SECRET` gives it), and `spool: {dir, max_bytes}` bounds the agent's on-disk spool.
+//!
 //! Every refusal names the file, line and column, the key and the reason; all of them are
 //! reported at once. `HB_<KEY>` environment variables override top-level settings (see
 //! [`ENV_OVERRIDES`]).
@@ -24,14 +27,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Origin};
-use raw::{At, RawConfig, RawSink, RawSource, position};
+use hb_bus::Transport;
+use hb_sample::Secret;
+use raw::{At, RawConfig, RawSink, RawSource, RawSpool, position};
 
 use crate::filter::MeterFilter;
 use crate::publisher::PublisherSpec;
-use crate::transport::Transport;
 
 /// Top-level settings that an environment variable may override: (variable, key).
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[("HB_TRANSPORT", "transport")];
+pub const ENV_OVERRIDES: &[(&str, &str)] =
+    &[("HB_TRANSPORT", "transport"), ("HB_SECRET", "secret_file")];
+
+/// Spool bound when `spool.max_bytes` is not given: 100 MB.
+pub const DEFAULT_SPOOL_BYTES: u64 = 100_000_000;
 
 /// A validated pipeline configuration.
 #[derive(Debug, Clone)]
@@ -44,6 +52,19 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// Destinations, in file order.
     pub sinks: Vec<Sink>,
+    /// The shared secret envelopes are signed and verified with, if any.
+    pub secret: Option<Secret>,
+    /// Where the agent keeps envelopes the broker has not confirmed.
+    pub spool: SpoolConfig,
+}
+
+/// `spool:`: the agent's bounded on-disk buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Directory (default `spool` beside the configuration file).
+    pub dir: PathBuf,
+    /// Bound on the bytes kept; past it the oldest envelopes are dropped.
+    pub max_bytes: u64,
 }
 
 /// A source: meters polled at an interval, routed to sinks.
@@ -112,6 +133,8 @@ impl Config {
             .map(|(i, s)| (s.name.value.as_str(), i))
             .collect();
         let sources = v.sources(&raw.sources, &sink_index);
+        let secret = v.secret(raw.secret_file.as_ref(), &base, &env);
+        let spool = v.spool(raw.spool.as_ref(), &base);
         if !v.errors.is_empty() {
             v.errors.sort_by_key(|e| match e.origin {
                 Origin::File { position, .. } => position.unwrap_or_default(),
@@ -124,6 +147,8 @@ impl Config {
             transport: transport.unwrap_or(Transport::Memory),
             sources,
             sinks,
+            secret,
+            spool,
         })
     }
 }
@@ -205,6 +230,59 @@ impl Validator<'_> {
         Transport::parse(&url.value)
             .map_err(|e| self.refuse(url, "transport", e.to_string()))
             .ok()
+    }
+
+    fn secret(
+        &mut self,
+        file: Option<&At<String>>,
+        base: &Path,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Option<Secret> {
+        if let Some(value) = env("HB_SECRET") {
+            if value.is_empty() {
+                self.errors.push(ConfigError {
+                    origin: Origin::Env("HB_SECRET".into()),
+                    key: String::new(),
+                    message: "the secret must not be empty".into(),
+                });
+                return None;
+            }
+            return Some(Secret::new(value));
+        }
+        let file = file?;
+        let path = crate::publisher::resolve(base, &file.value);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key = bytes.trim_ascii_end();
+                if key.is_empty() {
+                    let msg = format!("{} is empty", path.display());
+                    self.refuse(file, "secret_file", msg);
+                    return None;
+                }
+                Some(Secret::new(key))
+            }
+            Err(e) => {
+                let msg = format!("cannot read {}: {e}", path.display());
+                self.refuse(file, "secret_file", msg);
+                None
+            }
+        }
+    }
+
+    fn spool(&mut self, spool: Option<&At<RawSpool>>, base: &Path) -> SpoolConfig {
+        let dir = spool.and_then(|s| s.value.dir.as_ref());
+        let max_bytes = spool.and_then(|s| s.value.max_bytes.as_ref());
+        if let Some(dir) = dir.filter(|d| d.value.is_empty()) {
+            self.refuse(dir, "spool.dir", "must not be empty");
+        }
+        if let Some(max) = max_bytes.filter(|m| m.value < 65_536) {
+            let msg = format!("must be at least 65536 (got {})", max.value);
+            self.refuse(max, "spool.max_bytes", msg);
+        }
+        SpoolConfig {
+            dir: crate::publisher::resolve(base, dir.map_or("spool", |d| d.value.as_str())),
+            max_bytes: max_bytes.map_or(DEFAULT_SPOOL_BYTES, |m| m.value),
+        }
     }
 
     fn sinks(&mut self, sinks: &At<Vec<RawSink>>, base: &Path) -> Vec<Sink> {

@@ -11,6 +11,10 @@ pub type At<T> = Spanned<T>;
 pub struct RawConfig {
     #[serde(default)]
     pub transport: Option<At<String>>,
+    #[serde(default)]
+    pub secret_file: Option<At<String>>,
+    #[serde(default)]
+    pub spool: Option<At<RawSpool>>,
     pub sources: At<Vec<RawSource>>,
     pub sinks: At<Vec<RawSink>>,
 }
@@ -30,6 +34,15 @@ pub struct RawSource {
 pub struct RawSink {
     pub name: At<String>,
     pub publishers: At<Vec<At<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpool {
+    #[serde(default)]
+    pub dir: Option<At<String>>,
+    #[serde(default)]
+    pub max_bytes: Option<At<u64>>,
 }
 
 /// Line and column of a spanned value, when the parser recorded them.

@@ -1,0 +1,92 @@
+//! What travels on the bus: outgoing messages, received messages and their acknowledgement.
+
+/// The stream a message belongs to; each is one queue, topic or Redis stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Sample envelopes.
+    Samples,
+    /// Heartbeat envelopes.
+    Heartbeats,
+    /// Messages a collector could not decode, with the reason.
+    Dead,
+}
+
+impl Topic {
+    /// Every topic, in the order collectors consume them.
+    pub const ALL: [Topic; 3] = [Topic::Samples, Topic::Heartbeats, Topic::Dead];
+
+    /// The suffix after the transport's `prefix`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Samples => "samples",
+            Self::Heartbeats => "heartbeats",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Where it goes.
+    pub topic: Topic,
+    /// AMQP routing key (`samples.<namespace>`, `heartbeat.<host>`).
+    pub routing_key: String,
+    /// Partitioning key (the producing host), so one host's samples stay in order on one
+    /// Kafka partition and reach one collector.
+    pub key: String,
+    /// The encoded envelope.
+    pub payload: Vec<u8>,
+}
+
+/// A message received by a collector, to be acknowledged once every sink has it.
+#[derive(Debug)]
+pub struct Received {
+    /// The stream it came from.
+    pub topic: Topic,
+    /// Where it is on the bus, for logs (`hb.samples#42`, `hb.samples/0@1234`, `hb:samples/1-0`).
+    pub id: String,
+    /// The bytes as published.
+    pub payload: Vec<u8>,
+    /// What acknowledging it takes.
+    pub(crate) token: Token,
+}
+
+/// Transport-specific acknowledgement handle.
+#[derive(Debug, Clone)]
+pub(crate) enum Token {
+    Rabbit {
+        tag: u64,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    Redis {
+        stream: String,
+        id: String,
+    },
+}
+
+impl Outgoing {
+    /// An envelope of samples from `namespace` on `host`.
+    pub fn samples(namespace: &str, host: &str, payload: Vec<u8>) -> Self {
+        Self {
+            topic: Topic::Samples,
+            routing_key: format!("samples.{namespace}"),
+            key: host.to_owned(),
+            payload,
+        }
+    }
+
+    /// A heartbeat envelope from `host`.
+    pub fn heartbeat(host: &str, payload: Vec<u8>) -> Self {
+        Self {
+            topic: Topic::Heartbeats,
+            routing_key: format!("heartbeat.{host}"),
+            key: host.to_owned(),
+            payload,
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The `transport` URL: which bus, where, and its options (all as query parameters).
+//!
+//! | URL | bus |
+//! |---|---|
+//! | `memory://` | none: the agent runs the pipeline in its own process |
+//! | `rabbit://user:pass@host:port/vhost?...` (`amqp://`, `amqps://`) | RabbitMQ |
+//! | `kafka://host:port[,host:port]?...` | Kafka |
+//! | `redis://host:port/db?...` (`rediss://`) | Redis Streams |
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::options::Options;
+
+/// Schemes this build understands, for error messages.
+pub const AVAILABLE: &str =
+    "memory://, rabbit://, amqp://, amqps://, kafka://, redis://, rediss://";
+
+/// Samples per envelope when `batch` is not given.
+pub const DEFAULT_BATCH: usize = 100;
+
+/// A parsed transport URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `memory://`: the agent runs the pipeline in its own process (the embedded default).
+    Memory,
+    /// RabbitMQ.
+    Rabbit(RabbitSpec),
+    /// Kafka.
+    Kafka(KafkaSpec),
+    /// Redis Streams.
+    Redis(RedisSpec),
+}
+
+/// Options every bus transport takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    /// Prefix of queue, topic or stream names (`<prefix>samples`, `<prefix>heartbeats`,
+    /// `<prefix>dead`).
+    pub prefix: String,
+    /// Samples per envelope, agent side.
+    pub batch: usize,
+    /// Messages a collector holds unacknowledged at most.
+    pub prefetch: usize,
+}
+
+/// `rabbit://` (`amqp://`, `amqps://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RabbitSpec {
+    /// The AMQP URI lapin connects to (`amqp://` or `amqps://`), without hb's options.
+    pub uri: String,
+    /// The topic exchange envelopes are published to.
+    pub exchange: String,
+    /// Shared options.
+    pub common: Common,
+    shown: String,
+}
+
+/// `kafka://`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSpec {
+    /// `host:port[,host:port]`.
+    pub brokers: String,
+    /// Consumer group of the collectors.
+    pub group: String,
+    /// Partitions of the topics hb creates.
+    pub partitions: i32,
+    /// Replication factor of the topics hb creates.
+    pub replication: i32,
+    /// Producer linger (batching delay).
+    pub linger: Duration,
+    /// Producer compression codec.
+    pub compression: String,
+    /// Consumer group session timeout.
+    pub session_timeout: Duration,
+    /// TLS (`security.protocol=ssl`).
+    pub tls: bool,
+    /// How long a send (or topic creation) may wait for the broker before it counts as
+    /// not confirmed.
+    pub timeout: Duration,
+    /// Shared options.
+    pub common: Common,
+    shown: String,
+}
+
+/// `redis://` (`rediss://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSpec {
+    /// The URL the redis crate connects to, without hb's options.
+    pub url: String,
+    /// Approximate maximum length of each stream (`XADD MAXLEN ~`).
+    pub maxlen: usize,
+    /// Consumer group of the collectors.
+    pub group: String,
+    /// This collector's consumer name; `None` = host name and process id.
+    pub consumer: Option<String>,
+    /// How long a blocking read waits.
+    pub block: Duration,
+    /// Messages pending this long on another consumer are claimed (`XAUTOCLAIM`).
+    pub claim_idle: Duration,
+    /// Shared options.
+    pub common: Common,
+    shown: String,
+}
+
+/// Why a transport URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No `scheme://`.
+    #[error("`{0}` is not a transport URL (expected scheme://..., available: {AVAILABLE})")]
+    NotAUrl(String),
+    /// A scheme this build does not serve.
+    #[error("unsupported transport scheme `{scheme}` (available: {AVAILABLE})")]
+    Unsupported {
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// `memory://` takes nothing after the scheme.
+    #[error("memory:// takes no host, path or options (got `{0}`)")]
+    MemoryWithOptions(String),
+    /// A query parameter the transport does not take.
+    #[error("unknown option `{option}` for {scheme}:// (valid: {valid})")]
+    UnknownOption {
+        /// The transport's scheme.
+        scheme: &'static str,
+        /// The option as written.
+        option: String,
+        /// The options it takes.
+        valid: &'static str,
+    },
+    /// The same option twice.
+    #[error("option `{0}` given twice")]
+    DuplicateOption(String),
+    /// An option whose value does not parse or is out of range.
+    #[error("invalid {scheme}:// option {option}=`{value}`: {reason}")]
+    InvalidOption {
+        /// The transport's scheme.
+        scheme: &'static str,
+        /// The option.
+        option: String,
+        /// Its value as written.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+    /// Host, port or path refused.
+    #[error("invalid {scheme}:// address: {reason}")]
+    Address {
+        /// The transport's scheme.
+        scheme: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch";
+const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
+                             compression, session_timeout_ms, timeout_ms, tls";
+const REDIS_OPTIONS: &str =
+    "prefix, batch, prefetch, maxlen, group, consumer, block_ms, claim_idle_ms";
+const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];
+
+impl Transport {
+    /// Parses a transport URL and all of its options.
+    pub fn parse(url: &str) -> Result<Self, TransportError> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(TransportError::NotAUrl(url.to_owned()));
+        };
+        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+        match scheme {
+            "memory" if rest.is_empty() => Ok(Self::Memory),
+            "memory" => Err(TransportError::MemoryWithOptions(url.to_owned())),
+            "rabbit" | "amqp" | "amqps" => rabbit(scheme, address, query).map(Self::Rabbit),
+            "kafka" => kafka(address, query).map(Self::Kafka),
+            "redis" | "rediss" => redis(scheme, address, query).map(Self::Redis),
+            _ => Err(TransportError::Unsupported {
+                scheme: scheme.to_owned(),
+            }),
+        }
+    }
+
+    /// The options shared by bus transports; `None` for `memory://`.
+    pub fn common(&self) -> Option<&Common> {
+        match self {
+            Self::Memory => None,
+            Self::Rabbit(s) => Some(&s.common),
+            Self::Kafka(s) => Some(&s.common),
+            Self::Redis(s) => Some(&s.common),
+        }
+    }
+}
+
+/// Shows the URL with any password replaced by `***`.
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory://"),
+            Self::Rabbit(s) => f.write_str(&s.shown),
+            Self::Kafka(s) => f.write_str(&s.shown),
+            Self::Redis(s) => f.write_str(&s.shown),
+        }
+    }
+}
+
+fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, TransportError> {
+    Ok(Common {
+        prefix: o.string("prefix", prefix)?,
+        batch: o.number("batch", DEFAULT_BATCH, 1, 10_000)?,
+        prefetch: o.number("prefetch", prefetch, 1, 65_535)?,
+    })
+}
+
+/// Parses `user:pass@host:port/path` with the `url` crate, for validation and redaction.
+fn address(scheme: &'static str, address: &str) -> Result<(url::Url, String), TransportError> {
+    let bad = |reason: String| TransportError::Address { scheme, reason };
+    let parsed =
+        url::Url::parse(&format!("{scheme}://{address}")).map_err(|e| bad(e.to_string()))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("a host is needed".to_owned()));
+    }
+    let mut shown = parsed.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    Ok((parsed, shown.to_string()))
+}
+
+fn rabbit(scheme: &str, addr: &str, query: &str) -> Result<RabbitSpec, TransportError> {
+    let scheme: &'static str = if scheme == "amqps" { "amqps" } else { "amqp" };
+    let (url, shown) = address(scheme, addr)?;
+    let mut o = Options::parse("rabbit", query, RABBIT_OPTIONS)?;
+    let exchange = o.string("exchange", "hb")?;
+    let common = common(&mut o, "hb.", 100)?;
+    Ok(RabbitSpec {
+        uri: url.to_string(),
+        exchange,
+        common,
+        shown: with_query(shown, query),
+    })
+}
+
+fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
+    let bad = |reason: String| TransportError::Address {
+        scheme: "kafka",
+        reason,
+    };
+    let addr = addr.trim_end_matches('/');
+    if addr.is_empty() {
+        return Err(bad("at least one host:port is needed".to_owned()));
+    }
+    for broker in addr.split(',') {
+        let ok = broker
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            return Err(bad(format!("`{broker}` is not host:port")));
+        }
+    }
+    let mut o = Options::parse("kafka", query, KAFKA_OPTIONS)?;
+    let group = o.string("group", "hb-collector")?;
+    let partitions = o.number("partitions", 3, 1, 10_000)?;
+    let replication = o.number("replication", 1, 1, 100)?;
+    let linger = Duration::from_millis(o.number("linger_ms", 5, 0, 60_000)?);
+    let compression = o.string("compression", "lz4")?;
+    if !COMPRESSIONS.contains(&compression.as_str()) {
+        let reason = format!("expected one of {}", COMPRESSIONS.join(", "));
+        return Err(o.invalid("compression", compression, &reason));
+    }
+    let session_timeout =
+        Duration::from_millis(o.number("session_timeout_ms", 10_000, 1_000, 3_600_000)?);
+    let tls = o.flag("tls", false)?;
+    let timeout = Duration::from_millis(o.number("timeout_ms", 10_000, 1_000, 600_000)?);
+    let common = common(&mut o, "hb.", 1000)?;
+    Ok(KafkaSpec {
+        brokers: addr.to_owned(),
+        group,
+        partitions,
+        replication,
+        linger,
+        compression,
+        session_timeout,
+        tls,
+        timeout,
+        common,
+        shown: with_query(format!("kafka://{addr}"), query),
+    })
+}
+
+fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportError> {
+    let scheme: &'static str = if scheme == "rediss" {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let (url, shown) = address(scheme, addr)?;
+    let db = url.path().trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(TransportError::Address {
+            scheme,
+            reason: format!("the path must be a database number (got `/{db}`)"),
+        });
+    }
+    let mut o = Options::parse("redis", query, REDIS_OPTIONS)?;
+    let maxlen = o.number("maxlen", 1_000_000, 1, usize::MAX)?;
+    let group = o.string("group", "hb-collector")?;
+    let consumer = o.text("consumer");
+    if consumer.as_deref() == Some("") {
+        return Err(o.invalid("consumer", String::new(), "must not be empty"));
+    }
+    let block = Duration::from_millis(o.number("block_ms", 1000, 1, 60_000)?);
+    let claim_idle = Duration::from_millis(o.number("claim_idle_ms", 30_000, 100, 86_400_000)?);
+    let common = common(&mut o, "hb:", 100)?;
+    Ok(RedisSpec {
+        url: url.to_string(),
+        maxlen,
+        group,
+        consumer,
+        block,
+        claim_idle,
+        common,
+        shown: with_query(shown, query),
+    })
+}
+
+fn with_query(shown: String, query: &str) -> String {
+    if query.is_empty() {
+        shown
+    } else {
+        format!("{shown}?{query}")
+    }
+}
+
+impl Common {
+    /// The queue, topic or stream of `topic`.
+    pub fn name(&self, topic: crate::Topic) -> String {
+        format!("{}{}", self.prefix, topic.suffix())
+    }
+}

@@ -1,0 +1,47 @@
+//! The collector's counters, shared with whoever watches them, logged as progress lines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Totals since start.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages received from the bus.
+    pub messages: AtomicU64,
+    /// Messages acknowledged.
+    pub acked: AtomicU64,
+    /// Samples every publisher accepted.
+    pub samples: AtomicU64,
+    /// Samples no source selects.
+    pub unrouted: AtomicU64,
+    /// Heartbeats received.
+    pub heartbeats: AtomicU64,
+    /// Envelopes dropped for a missing or wrong signature.
+    pub refused: AtomicU64,
+    /// Undecodable messages sent to the dead-letter destination.
+    pub dead_lettered: AtomicU64,
+    /// Batches a publisher refused (retried).
+    pub publish_failures: AtomicU64,
+}
+
+/// Adds `n` to a counter and returns the new total.
+pub fn add(counter: &AtomicU64, n: u64) -> u64 {
+    counter.fetch_add(n, Ordering::Relaxed) + n
+}
+
+impl Stats {
+    /// One structured log line with every counter.
+    pub fn report(&self, what: &'static str) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        tracing::info!(
+            messages = get(&self.messages),
+            acked = get(&self.acked),
+            samples = get(&self.samples),
+            unrouted = get(&self.unrouted),
+            heartbeats = get(&self.heartbeats),
+            refused = get(&self.refused),
+            dead_lettered = get(&self.dead_lettered),
+            publish_failures = get(&self.publish_failures),
+            "{what}"
+        );
+    }
+}
