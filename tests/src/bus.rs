@@ -431,3 +431,50 @@ pub fn send(transport: &Transport, messages: &[Outgoing]) {
         producer.close().await;
     });
 }
+
+/// Messages in the test's dead-letter queue, topic or stream.
+pub fn dead_letters(broker: &Broker) -> usize {
+    let name = format!("{}dead", broker.prefix);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match broker.kind {
+        Kind::Rabbit => runtime.block_on(async {
+            use lapin::options::QueueDeclareOptions;
+            let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
+            let connection = lapin::Connection::connect(&uri, Default::default()).await.expect("connect");
+            let channel = connection.create_channel().await.expect("channel");
+            let options = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            let queue = channel
+                .queue_declare(name.as_str().into(), options, Default::default())
+                .await
+                .expect("dead-letter queue exists");
+            queue.message_count() as usize
+        }),
+        Kind::Redis => runtime.block_on(async {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port)).expect("client");
+            let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+            redis::cmd("XLEN").arg(&name).query_async(&mut c).await.expect("XLEN")
+        }),
+        Kind::Kafka => {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", format!("127.0.0.1:{}", broker.port))
+                .set("group.id", format!("{name}-count"))
+                .create()
+                .expect("consumer");
+            (0..3)
+                .map(|p| {
+                    let (low, high) = consumer
+                        .fetch_watermarks(&name, p, Duration::from_secs(10))
+                        .expect("watermarks");
+                    (high - low) as usize
+                })
+                .sum()
+        }
+    }
+}

@@ -47,3 +47,4 @@ pub fn binary(name: &str) -> PathBuf {
 
 pub mod bus;
 pub mod proxy;
+pub mod scenarios;
