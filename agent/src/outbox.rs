@@ -130,8 +130,9 @@ impl Outbox {
                 }
             }
         }
-        if !self.spool().is_empty() {
-            // Keep order: nothing overtakes what already waits.
+        if self.spooling.load(Ordering::Relaxed) || !self.spool().is_empty() {
+            // Keep order: nothing overtakes what already waits. During an outage only the
+            // replayer talks to the broker; polling never waits for it.
             for (message, n) in messages.iter().zip(sizes) {
                 self.to_spool(message, n, &mut sent);
             }

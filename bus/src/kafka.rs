@@ -9,12 +9,13 @@
 //! and a crash redelivers at most what was in flight.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -42,6 +43,34 @@ fn setup(what: &str, e: impl std::fmt::Display) -> BusError {
     }
 }
 
+/// Routes librdkafka's own logs and transient errors to `debug`: while a broker is away it
+/// reports every reconnection attempt, and hb already says once that it is spooling.
+#[derive(Clone, Copy, Default)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if matches!(
+            level,
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical
+        ) {
+            tracing::error!(facility, "librdkafka: {message}");
+        } else {
+            tracing::debug!(facility, "librdkafka: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(%error, reason, "librdkafka fatal error");
+        } else {
+            tracing::debug!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
 fn base(spec: &KafkaSpec) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &spec.brokers);
@@ -51,21 +80,21 @@ fn base(spec: &KafkaSpec) -> ClientConfig {
     config
 }
 
-fn producer(spec: &KafkaSpec) -> Result<FutureProducer, BusError> {
+fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusError> {
     base(spec)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", spec.linger.as_millis().to_string())
         .set("compression.type", &spec.compression)
         .set("message.timeout.ms", spec.timeout.as_millis().to_string())
-        .create()
+        .create_with_context(Quiet)
         .map_err(|e| setup("the producer", e))
 }
 
 /// Creates the topics hb uses; existing ones are left as they are.
 async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
-    let admin: AdminClient<DefaultClientContext> = base(spec)
-        .create()
+    let admin: AdminClient<Quiet> = base(spec)
+        .create_with_context(Quiet)
         .map_err(|e| setup("the admin client", e))?;
     let names: Vec<String> = Topic::ALL.iter().map(|t| spec.common.name(*t)).collect();
     let topics: Vec<NewTopic<'_>> = names
@@ -96,7 +125,7 @@ async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
 
 /// Sends and waits for the delivery report.
 async fn send(
-    producer: &FutureProducer,
+    producer: &FutureProducer<Quiet>,
     timeout: Duration,
     topic: &str,
     key: &str,
@@ -120,8 +149,17 @@ async fn send(
 /// The idempotent producer; topics are created on first use.
 pub struct Producer {
     spec: KafkaSpec,
-    producer: FutureProducer,
-    topics_ready: Mutex<bool>,
+    producer: FutureProducer<Quiet>,
+    topics: Mutex<Topics>,
+}
+
+/// Whether the topics exist, or when creating them last failed (and why).
+#[derive(Default)]
+enum Topics {
+    #[default]
+    Unknown,
+    Ready,
+    Failed(Instant, BusError),
 }
 
 impl Producer {
@@ -129,16 +167,27 @@ impl Producer {
         Ok(Self {
             spec: spec.clone(),
             producer: producer(spec)?,
-            topics_ready: Mutex::new(false),
+            topics: Mutex::new(Topics::Unknown),
         })
     }
 
     pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
         {
-            let mut ready = self.topics_ready.lock().await;
-            if !*ready {
-                ensure_topics(&self.spec).await?;
-                *ready = true;
+            // Senders queued behind a failed attempt share its answer instead of each
+            // waiting out its own timeout.
+            let mut topics = self.topics.lock().await;
+            match &*topics {
+                Topics::Ready => {}
+                Topics::Failed(at, error) if at.elapsed() < self.spec.timeout => {
+                    return Err(error.clone());
+                }
+                _ => match ensure_topics(&self.spec).await {
+                    Ok(()) => *topics = Topics::Ready,
+                    Err(error) => {
+                        *topics = Topics::Failed(Instant::now(), error.clone());
+                        return Err(error);
+                    }
+                },
             }
         }
         let headers = OwnedHeaders::new().insert(Header {
@@ -168,28 +217,30 @@ impl Producer {
 
 /// One member of the collectors' consumer group.
 pub struct Consumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Quiet>,
     timeout: Duration,
-    dead: FutureProducer,
+    dead: FutureProducer<Quiet>,
     dead_topic: String,
     samples_topic: String,
     /// Per (topic, partition): offsets handed out and not yet acknowledged.
     in_flight: HashMap<(String, i32), BTreeSet<i64>>,
     /// Per (topic, partition): the offset after the last message handed out.
     next: HashMap<(String, i32), i64>,
+    /// The broker is away (reported once).
+    degraded: bool,
 }
 
 impl Consumer {
     pub(crate) async fn connect(spec: &KafkaSpec) -> Result<Self, BusError> {
         ensure_topics(spec).await?;
         let session = spec.session_timeout.as_millis();
-        let consumer: StreamConsumer = base(spec)
+        let consumer: StreamConsumer<Quiet> = base(spec)
             .set("group.id", &spec.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).to_string())
-            .create()
+            .create_with_context(Quiet)
             .map_err(|e| setup("the consumer", e))?;
         let samples_topic = spec.common.name(Topic::Samples);
         let heartbeats = spec.common.name(Topic::Heartbeats);
@@ -204,6 +255,7 @@ impl Consumer {
             samples_topic,
             in_flight: HashMap::new(),
             next: HashMap::new(),
+            degraded: false,
         })
     }
 
@@ -215,7 +267,23 @@ impl Consumer {
         };
         let mut next = Some(first);
         while let Some(message) = next {
-            let message = message.map_err(unreachable)?;
+            let message = match message {
+                Ok(message) => message,
+                // librdkafka reconnects by itself and keeps the group membership: a broker
+                // away is reported once, and the consumer is kept.
+                Err(KafkaError::MessageConsumption(code)) if code != RDKafkaErrorCode::Fatal => {
+                    if !self.degraded {
+                        self.degraded = true;
+                        tracing::warn!(%code, "kafka: broker unreachable; librdkafka keeps reconnecting");
+                    }
+                    return Ok(out);
+                }
+                Err(e) => return Err(unreachable(e)),
+            };
+            if self.degraded {
+                self.degraded = false;
+                tracing::info!("kafka: consuming again");
+            }
             let (topic, partition, offset) = (
                 message.topic().to_owned(),
                 message.partition(),

@@ -267,7 +267,7 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
         return Err(o.invalid("compression", compression, &reason));
     }
     let session_timeout =
-        Duration::from_millis(o.number("session_timeout_ms", 10_000, 1_000, 3_600_000)?);
+        Duration::from_millis(o.number("session_timeout_ms", 45_000, 1_000, 3_600_000)?);
     let tls = o.flag("tls", false)?;
     let timeout = Duration::from_millis(o.number("timeout_ms", 10_000, 1_000, 600_000)?);
     let common = common(&mut o, "hb.", 1000)?;

@@ -443,7 +443,9 @@ pub fn dead_letters(broker: &Broker) -> usize {
         Kind::Rabbit => runtime.block_on(async {
             use lapin::options::QueueDeclareOptions;
             let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
-            let connection = lapin::Connection::connect(&uri, Default::default()).await.expect("connect");
+            let connection = lapin::Connection::connect(&uri, Default::default())
+                .await
+                .expect("connect");
             let channel = connection.create_channel().await.expect("channel");
             let options = QueueDeclareOptions {
                 passive: true,
@@ -456,9 +458,17 @@ pub fn dead_letters(broker: &Broker) -> usize {
             queue.message_count() as usize
         }),
         Kind::Redis => runtime.block_on(async {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port)).expect("client");
-            let mut c = client.get_multiplexed_async_connection().await.expect("connect");
-            redis::cmd("XLEN").arg(&name).query_async(&mut c).await.expect("XLEN")
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port))
+                .expect("client");
+            let mut c = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect");
+            redis::cmd("XLEN")
+                .arg(&name)
+                .query_async(&mut c)
+                .await
+                .expect("XLEN")
         }),
         Kind::Kafka => {
             use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -16,7 +16,12 @@ fn ids(samples: &[Sample]) -> HashSet<String> {
 /// Waits until `node` wrote at least `n` lines, at most `limit`.
 fn wait_lines(node: &Node, n: usize, limit: Duration) {
     let ok = wait_until(limit, || node.lines() >= n);
-    assert!(ok, "only {} of {n} samples arrived:\n{}", node.lines(), node.log());
+    assert!(
+        ok,
+        "only {} of {n} samples arrived:\n{}",
+        node.lines(),
+        node.log()
+    );
 }
 
 /// Polled samples of every run of an agent, from its cycle summaries.
@@ -37,7 +42,10 @@ pub fn end_to_end(kind: Kind) {
     let polled = polled(&agent);
     let confirmed = sum(&log, "cycle done", "delivered");
     assert!(polled >= 9, "{log}");
-    assert_eq!(confirmed, polled, "every sample confirmed by the broker:\n{log}");
+    assert_eq!(
+        confirmed, polled,
+        "every sample confirmed by the broker:\n{log}"
+    );
 
     let transport = Transport::parse(&url).expect("url");
     send(&transport, &refused_envelopes());
@@ -61,14 +69,29 @@ pub fn end_to_end(kind: Kind) {
     assert_eq!(refused, Some(3), "{log}");
     assert_eq!(dead, Some(1), "{log}");
     assert!(heartbeats >= 1, "{log}");
-    assert!(log.contains("claimed_host=\"tampered\""), "the refusal names the producer:\n{log}");
-    assert_eq!(crate::bus::dead_letters(&broker), 1, "one message in the dead-letter destination");
+    assert!(
+        log.contains("claimed_host=\"tampered\""),
+        "the refusal names the producer:\n{log}"
+    );
+    assert_eq!(
+        crate::bus::dead_letters(&broker),
+        1,
+        "one message in the dead-letter destination"
+    );
 }
 
 /// Unsigned, tampered, wrongly signed, and one that is not an envelope at all.
 fn refused_envelopes() -> Vec<Outgoing> {
     let sample = |host: &str| {
-        Sample::new("x", hb_sample::SampleType::Gauge, "1", 1.0, host, chrono::Utc::now()).expect("sample")
+        Sample::new(
+            "x",
+            hb_sample::SampleType::Gauge,
+            "1",
+            1.0,
+            host,
+            chrono::Utc::now(),
+        )
+        .expect("sample")
     };
     let producer = |host: &str| hb_sample::Producer {
         host: host.to_owned(),
@@ -77,14 +100,25 @@ fn refused_envelopes() -> Vec<Outgoing> {
     };
     let envelope = |host: &str| Envelope::samples(producer(host), 1, vec![sample(host)]);
     let unsigned = envelope("unsigned").encode(None).expect("encode");
-    let wrong = envelope("wrong").encode(Some(&Secret::new("not the secret"))).expect("encode");
-    let signed = envelope("tampered").encode(Some(&Secret::new(SECRET))).expect("encode");
-    let tampered = String::from_utf8(signed).expect("utf8").replace("\"volume\":1.0", "\"volume\":2.0");
+    let wrong = envelope("wrong")
+        .encode(Some(&Secret::new("not the secret")))
+        .expect("encode");
+    let signed = envelope("tampered")
+        .encode(Some(&Secret::new(SECRET)))
+        .expect("encode");
+    let tampered = String::from_utf8(signed)
+        .expect("utf8")
+        .replace("\"volume\":1.0", "\"volume\":2.0");
     assert!(tampered.contains("\"volume\":2.0"));
-    [unsigned, wrong, tampered.into_bytes(), b"this is not an envelope".to_vec()]
-        .into_iter()
-        .map(|payload| Outgoing::samples("test", "tests", payload))
-        .collect()
+    [
+        unsigned,
+        wrong,
+        tampered.into_bytes(),
+        b"this is not an envelope".to_vec(),
+    ]
+    .into_iter()
+    .map(|payload| Outgoing::samples("test", "tests", payload))
+    .collect()
 }
 
 /// `kill -9` of the collector in the middle of 100,000 samples, then a restart: nothing
@@ -92,7 +126,12 @@ fn refused_envelopes() -> Vec<Outgoing> {
 pub fn kill9_collector(kind: Kind) {
     const PREFETCH: usize = 20;
     let broker = Broker::start(kind);
-    let url = broker.direct(&format!("prefetch={PREFETCH}"));
+    // A killed collector's Kafka partitions move after the session timeout: keep it short.
+    let extra = match kind {
+        Kind::Kafka => format!("prefetch={PREFETCH}&session_timeout_ms=6000"),
+        _ => format!("prefetch={PREFETCH}"),
+    };
+    let url = broker.direct(&extra);
     let sent = publish(&url, 8, 1000, 100);
     let mut collector = Node::collector(&url);
     wait_lines(&collector, 30_000, Duration::from_secs(120));
@@ -123,7 +162,11 @@ pub fn kill9_collector(kind: Kind) {
 /// spool replayed in order (every series' timestamps keep increasing in the output).
 pub fn outage(kind: Kind) {
     let (broker, proxy) = Broker::behind_proxy(kind);
-    let collector_port = if kind == Kind::Kafka { proxy.port } else { broker.port };
+    let collector_port = if kind == Kind::Kafka {
+        proxy.port
+    } else {
+        broker.port
+    };
     let mut collector = Node::collector(&broker.url(collector_port, ""));
     let mut agent = Node::agent(&broker.url(proxy.port, ""), 1);
     std::thread::sleep(Duration::from_secs(3));
@@ -177,16 +220,28 @@ pub fn restart_with_spool(kind: Kind) {
     assert!(agent.term().success(), "{}", agent.log());
     assert!(spooled, "nothing spooled:\n{}", agent.log());
     let left = agent.spooled();
-    assert!(agent.log().contains("envelopes left in the spool"), "{}", agent.log());
+    assert!(
+        agent.log().contains("envelopes left in the spool"),
+        "{}",
+        agent.log()
+    );
     proxy.restore();
-    let collector_port = if kind == Kind::Kafka { proxy.port } else { broker.port };
+    let collector_port = if kind == Kind::Kafka {
+        proxy.port
+    } else {
+        broker.port
+    };
     let mut collector = Node::collector(&broker.url(collector_port, ""));
     agent.start();
     let replayed = wait_until(Duration::from_secs(60), || agent.spooled() == 0);
     std::thread::sleep(Duration::from_secs(2));
     assert!(agent.term().success(), "{}", agent.log());
     assert!(replayed, "{}", agent.log());
-    assert!(agent.log().contains("spool holds envelopes from a previous run"));
+    assert!(
+        agent
+            .log()
+            .contains("spool holds envelopes from a previous run")
+    );
     let polled = polled(&agent);
     wait_lines(&collector, polled as usize, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
@@ -208,16 +263,25 @@ pub fn two_collectors(kind: Kind) {
     let mut a = Node::collector(&url);
     let mut b = Node::collector(&url);
     // Let both join the group (tansu takes a few seconds per rebalance).
-    std::thread::sleep(Duration::from_secs(if kind == Kind::Kafka { 12 } else { 2 }));
+    std::thread::sleep(Duration::from_secs(if kind == Kind::Kafka {
+        12
+    } else {
+        2
+    }));
     let sent = publish(&url, 12, 300, 100);
-    let ok = wait_until(Duration::from_secs(120), || a.lines() + b.lines() >= sent.len());
+    let ok = wait_until(Duration::from_secs(120), || {
+        a.lines() + b.lines() >= sent.len()
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert!(a.term().success(), "{}", a.log());
     assert!(b.term().success(), "{}", b.log());
     let (sa, sb) = (a.samples().0, b.samples().0);
     let (ia, ib) = (ids(&sa), ids(&sb));
     let both = ia.intersection(&ib).count();
-    let missing = sent.iter().filter(|id| !ia.contains(*id) && !ib.contains(*id)).count();
+    let missing = sent
+        .iter()
+        .filter(|id| !ia.contains(*id) && !ib.contains(*id))
+        .count();
     println!(
         "{kind:?} two collectors: sent {}, first wrote {}, second wrote {}, in both {both}, missing {missing}",
         sent.len(),
@@ -228,5 +292,8 @@ pub fn two_collectors(kind: Kind) {
     assert_eq!(missing, 0);
     assert_eq!(both, 0);
     assert_eq!(sa.len() + sb.len(), sent.len(), "no duplicates");
-    assert!(!sa.is_empty() && !sb.is_empty(), "both collectors took a share");
+    assert!(
+        !sa.is_empty() && !sb.is_empty(),
+        "both collectors took a share"
+    );
 }
