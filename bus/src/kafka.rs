@@ -8,7 +8,7 @@
 //! messages: a message acknowledged while an earlier one is still in a sink does not move it,
 //! and a crash redelivers at most what was in flight.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -91,13 +91,37 @@ fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusError> {
         .map_err(|e| setup("the producer", e))
 }
 
-/// Creates the topics hb uses; existing ones are left as they are.
+/// Creates the topics hb uses that the broker does not have yet (asking first, so that a
+/// broker without CreateTopics, or an account without the right to use it, works with
+/// topics made by an administrator).
 async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
     let admin: AdminClient<Quiet> = base(spec)
         .create_with_context(Quiet)
         .map_err(|e| setup("the admin client", e))?;
-    let names: Vec<String> = Topic::ALL.iter().map(|t| spec.common.name(*t)).collect();
-    let topics: Vec<NewTopic<'_>> = names
+    let timeout = spec.timeout;
+    let (admin, existing) = tokio::task::spawn_blocking(move || {
+        let existing: Result<HashSet<String>, KafkaError> =
+            admin.inner().fetch_metadata(None, timeout).map(|m| {
+                m.topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .map(|t| t.name().to_owned())
+                    .collect()
+            });
+        (admin, existing)
+    })
+    .await
+    .map_err(|e| setup("topic metadata", e))?;
+    let existing = existing.map_err(unreachable)?;
+    let missing: Vec<String> = Topic::ALL
+        .iter()
+        .map(|t| spec.common.name(*t))
+        .filter(|n| !existing.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|n| {
             NewTopic::new(
@@ -108,15 +132,18 @@ async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
         })
         .collect();
     let options = AdminOptions::new()
-        .operation_timeout(Some(spec.timeout))
-        .request_timeout(Some(spec.timeout));
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     let results = admin
         .create_topics(&topics, &options)
         .await
         .map_err(unreachable)?;
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions = spec.partitions, "kafka topic created")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(setup(&format!("topic `{name}`"), code)),
         }
     }
@@ -196,7 +223,7 @@ impl Producer {
         });
         let topic = self.spec.common.name(message.topic);
         let (key, payload) = (&message.key, &message.payload);
-        send(
+        let sent = send(
             &self.producer,
             self.spec.timeout,
             &topic,
@@ -204,7 +231,14 @@ impl Producer {
             payload,
             headers,
         )
-        .await
+        .await;
+        if sent.is_err() {
+            // Fail what librdkafka still queues behind this message now, so that it is
+            // spooled after it, rather than delivered ahead of it when the broker returns.
+            use rdkafka::producer::{Producer as _, PurgeConfig};
+            self.producer.purge(PurgeConfig::default().queue());
+        }
+        sent
     }
 
     pub(crate) async fn close(&self) {

@@ -184,3 +184,44 @@ fn bad_input_names_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn the_bytes_as_sent_verify_directly_and_any_changed_byte_is_refused() {
+    let env = envelope();
+    let secret = Secret::new(SECRET);
+    let bytes = env.encode(Some(&secret)).expect("encode");
+    let text = String::from_utf8(bytes.clone()).expect("utf8");
+    assert!(text.ends_with("\"}"), "{text}");
+    assert!(
+        text.contains(",\"signature\":\""),
+        "the signature is the last member: {text}"
+    );
+    assert_eq!(Envelope::decode(&bytes, Some(&secret)).expect("valid"), env);
+    let tampered = text.replacen("\"volume\":0.25", "\"volume\":0.26", 1);
+    assert_ne!(tampered, text);
+    assert!(matches!(
+        Envelope::decode(tampered.as_bytes(), Some(&secret)),
+        Err(EnvelopeError::BadSignature)
+    ));
+    let wrong = Secret::new("another secret");
+    assert!(matches!(
+        Envelope::decode(&bytes, Some(&wrong)),
+        Err(EnvelopeError::BadSignature)
+    ));
+    let heartbeat = Envelope::heartbeat(
+        env.producer.clone(),
+        8,
+        hb_sample::Heartbeat {
+            version: "0.1.0".into(),
+            uptime_s: 3,
+            interval_s: 10,
+            pollsters: vec![],
+            spooled: 0,
+        },
+    );
+    let bytes = heartbeat.encode(Some(&secret)).expect("encode");
+    assert_eq!(
+        Envelope::decode(&bytes, Some(&secret)).expect("valid"),
+        heartbeat
+    );
+}

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use hb_bus::{Outgoing, Producer, Transport};
 use hb_sample::{Envelope, Sample, SampleType, Secret};
 
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
 use crate::proxy::Proxy;
 use crate::{binary, repo};
 
@@ -32,6 +35,15 @@ pub struct Broker {
     /// The test's own queue/topic/stream prefix.
     pub prefix: String,
     child: Option<Child>,
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+/// How a test takes the broker away from clients and gives it back.
+pub enum Outage {
+    /// A proxy in front of the broker cuts every connection (RabbitMQ, Redis).
+    Proxy(Proxy),
+    /// librdkafka's mock cluster takes its broker down (Kafka; see [`Broker::faulty`]).
+    MockBroker,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -101,6 +113,57 @@ impl Broker {
             port,
             prefix: prefix(),
             child,
+            mock: None,
+        }
+    }
+
+    /// A broker that can be taken away from every client and brought back without losing
+    /// what it holds: RabbitMQ or Redis behind a [`Proxy`]; for Kafka, librdkafka's mock
+    /// cluster (in this process, on a real TCP port; its topics pre-created, since it has no
+    /// CreateTopics), because tansu 0.6 neither keeps data across a restart with its memory
+    /// engine nor serves a consumer group correctly after a rebalance or a lost connection.
+    pub fn faulty(kind: Kind) -> (Self, Outage) {
+        if kind != Kind::Kafka {
+            let (broker, proxy) = Self::behind_proxy(kind);
+            return (broker, Outage::Proxy(proxy));
+        }
+        let mock = MockCluster::new(1).expect("mock cluster");
+        let prefix = prefix();
+        for topic in hb_bus::Topic::ALL {
+            mock.create_topic(&format!("{prefix}{}", topic.suffix()), 3, 1)
+                .expect("create topic");
+        }
+        let bootstrap = mock.bootstrap_servers();
+        let port = bootstrap
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("mock bootstrap host:port");
+        let broker = Self {
+            kind,
+            port,
+            prefix,
+            child: None,
+            mock: Some(mock),
+        };
+        (broker, Outage::MockBroker)
+    }
+
+    /// The port clients that should suffer the outage connect to.
+    pub fn outage_port(&self, outage: &Outage) -> u16 {
+        match outage {
+            Outage::Proxy(proxy) => proxy.port,
+            Outage::MockBroker => self.port,
+        }
+    }
+
+    /// Takes the broker away (`up = false`) or gives it back.
+    pub fn set_up(&self, outage: &Outage, up: bool) {
+        match (outage, &self.mock) {
+            (Outage::Proxy(proxy), _) if up => proxy.restore(),
+            (Outage::Proxy(proxy), _) => proxy.cut(),
+            (Outage::MockBroker, Some(mock)) if up => mock.broker_up(1).expect("broker up"),
+            (Outage::MockBroker, Some(mock)) => mock.broker_down(1).expect("broker down"),
+            (Outage::MockBroker, None) => unreachable!("a mock outage needs the mock cluster"),
         }
     }
 
@@ -122,6 +185,7 @@ impl Broker {
             port,
             prefix: prefix(),
             child: Some(child),
+            mock: None,
         };
         (broker, proxy)
     }
@@ -133,9 +197,9 @@ impl Broker {
             Kind::Rabbit => {
                 format!("rabbit://guest:guest@127.0.0.1:{port}/%2f?exchange={p}x&prefix={p}")
             }
-            Kind::Kafka => format!(
-                "kafka://127.0.0.1:{port}?prefix={p}&partitions=3&session_timeout_ms=6000&timeout_ms=5000"
-            ),
+            Kind::Kafka => {
+                format!("kafka://127.0.0.1:{port}?prefix={p}&partitions=3&timeout_ms=5000")
+            }
             Kind::Redis => format!("redis://127.0.0.1:{port}/0?prefix={p}&claim_idle_ms=3000"),
         };
         if extra.is_empty() {
