@@ -18,7 +18,8 @@ use hb_bus::{Outgoing, Producer, Transport};
 use hb_collector::stats::Stats;
 use hb_pipeline::{Config, Pipeline};
 use hb_sample::{Envelope, Sample, SampleType, Secret};
-use hb_tests::bus::{Broker, Kind, SECRET};
+use hb_tests::bus::{Broker, Kind};
+use hb_tests::node::SECRET;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW: usize = 200;

@@ -1,7 +1,8 @@
 //! End-to-end tests of hb as a user meets it: the real binaries, run the way the README says,
 //! on the repository's own pipeline.yaml and namespaces. The tests live in `tests/`; this
-//! library holds what they share: [`bus`] (brokers, agents, collectors as processes) and
-//! [`proxy`] (a TCP proxy whose connections a test can cut).
+//! library holds what they share: [`bus`] (brokers), [`node`] (agents and collectors as
+//! processes), [`proxy`] (a TCP proxy whose connections a test can cut) and [`scenarios`]
+//! (the bus acceptance scenarios, run per broker).
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -46,5 +47,6 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 pub mod bus;
+pub mod node;
 pub mod proxy;
 pub mod scenarios;

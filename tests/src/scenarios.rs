@@ -7,7 +7,8 @@ use std::time::Duration;
 use hb_bus::{Outgoing, Transport};
 use hb_sample::{Envelope, Sample, Secret};
 
-use crate::bus::{Broker, Kind, Node, SECRET, last, publish, send, sum, wait_until};
+use crate::bus::{Broker, Kind};
+use crate::node::{Node, SECRET, last, publish, send, sum, wait_until};
 
 fn ids(samples: &[Sample]) -> HashSet<String> {
     samples.iter().map(|s| s.id.to_string()).collect()
@@ -264,16 +265,20 @@ pub fn two_collectors(kind: Kind) {
     let url = broker.direct("prefetch=10");
     let mut a = Node::collector(&url);
     let mut b = Node::collector(&url);
-    // Let both join the group (tansu takes a few seconds per rebalance).
-    std::thread::sleep(Duration::from_secs(if kind == Kind::Kafka {
-        12
-    } else {
-        2
-    }));
-    let sent = publish(&url, 12, 300, 100);
-    let ok = wait_until(Duration::from_secs(120), || {
-        a.lines() + b.lines() >= sent.len()
-    });
+    // Publish in waves until both have taken a share (a Kafka rebalance takes tansu a few
+    // seconds) and at least 30,000 samples went out.
+    let mut sent = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut ok = true;
+    while (sent.len() < 30_000 || a.lines() == 0 || b.lines() == 0)
+        && std::time::Instant::now() < deadline
+    {
+        sent.extend(publish(&url, 12, 30, 100));
+        ok &= wait_until(Duration::from_secs(60), || {
+            a.lines() + b.lines() >= sent.len()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
     std::thread::sleep(Duration::from_secs(1));
     assert!(a.term().success(), "{}", a.log());
     assert!(b.term().success(), "{}", b.log());

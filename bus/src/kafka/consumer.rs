@@ -1,0 +1,209 @@
+//! The Kafka consumer: one member of the collectors' group, committing the contiguous
+//! watermark of acknowledged offsets.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{Quiet, base, ensure_topics, producer, send, setup, unreachable};
+use crate::message::Token;
+use crate::{BusError, KafkaSpec, Received, Topic};
+
+/// One member of the collectors' consumer group.
+pub struct Consumer {
+    consumer: StreamConsumer<Quiet>,
+    timeout: Duration,
+    dead: FutureProducer<Quiet>,
+    dead_topic: String,
+    samples_topic: String,
+    /// Per (topic, partition): offsets handed out and not yet acknowledged.
+    in_flight: HashMap<(String, i32), BTreeSet<i64>>,
+    /// Per (topic, partition): the offset after the last message handed out.
+    next: HashMap<(String, i32), i64>,
+    /// The broker is away (reported once).
+    degraded: bool,
+}
+
+impl Consumer {
+    pub(crate) async fn connect(spec: &KafkaSpec) -> Result<Self, BusError> {
+        ensure_topics(spec).await?;
+        let session = spec.session_timeout.as_millis();
+        let consumer: StreamConsumer<Quiet> = base(spec)
+            .set("group.id", &spec.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 3).to_string())
+            .create_with_context(Quiet)
+            .map_err(|e| setup("the consumer", e))?;
+        let samples_topic = spec.common.name(Topic::Samples);
+        let heartbeats = spec.common.name(Topic::Heartbeats);
+        consumer
+            .subscribe(&[&samples_topic, &heartbeats])
+            .map_err(|e| setup("the subscription", e))?;
+        Ok(Self {
+            consumer,
+            timeout: spec.timeout,
+            dead: producer(spec)?,
+            dead_topic: spec.common.name(Topic::Dead),
+            samples_topic,
+            in_flight: HashMap::new(),
+            next: HashMap::new(),
+            degraded: false,
+        })
+    }
+
+    pub(crate) async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
+        let mut out = Vec::new();
+        let first = tokio::time::timeout(Duration::from_secs(1), self.consumer.recv()).await;
+        let Ok(first) = first else {
+            return Ok(out);
+        };
+        let mut next = Some(first);
+        while let Some(message) = next {
+            let message = match message {
+                Ok(message) => message,
+                // librdkafka reconnects by itself and keeps the group membership: a broker
+                // away is reported once, and the consumer is kept.
+                Err(KafkaError::MessageConsumption(code)) if code != RDKafkaErrorCode::Fatal => {
+                    if !self.degraded {
+                        self.degraded = true;
+                        tracing::warn!(%code, "kafka: broker unreachable; librdkafka keeps reconnecting");
+                    }
+                    return Ok(out);
+                }
+                Err(e) => return Err(unreachable(e)),
+            };
+            if self.degraded {
+                self.degraded = false;
+                tracing::info!("kafka: consuming again");
+            }
+            let (topic, partition, offset) = (
+                message.topic().to_owned(),
+                message.partition(),
+                message.offset(),
+            );
+            let kind = if topic == self.samples_topic {
+                Topic::Samples
+            } else {
+                Topic::Heartbeats
+            };
+            out.push(Received {
+                topic: kind,
+                id: format!("{topic}/{partition}@{offset}"),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                token: Token::Kafka {
+                    topic: topic.clone(),
+                    partition,
+                    offset,
+                },
+            });
+            drop(message);
+            let key = (topic, partition);
+            self.in_flight
+                .entry(key.clone())
+                .or_default()
+                .insert(offset);
+            self.next.insert(key, offset + 1);
+            if out.len() >= max {
+                break;
+            }
+            next = self.consumer.recv().now_or_never();
+        }
+        Ok(out)
+    }
+
+    /// Marks messages done and commits, per partition, the first offset still in a sink (or
+    /// the next one to read).
+    pub(crate) fn ack(&mut self, messages: &[Received]) -> Result<(), BusError> {
+        let mut touched = BTreeSet::new();
+        for m in messages {
+            if let Token::Kafka {
+                topic,
+                partition,
+                offset,
+            } = &m.token
+            {
+                let key = (topic.clone(), *partition);
+                if let Some(set) = self.in_flight.get_mut(&key) {
+                    set.remove(offset);
+                }
+                touched.insert(key);
+            }
+        }
+        let mut list = TopicPartitionList::new();
+        for key in touched {
+            if let Some(w) = self.watermark(&key) {
+                let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(w));
+            }
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        match self.consumer.commit(&list, CommitMode::Async) {
+            Ok(()) => Ok(()),
+            // A partition revoked by a rebalance: its new owner re-reads from the last commit.
+            Err(KafkaError::ConsumerCommit(code)) => {
+                tracing::debug!(%code, "offsets not committed");
+                Ok(())
+            }
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    pub(crate) async fn dead_letter(
+        &mut self,
+        message: &Received,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "reason",
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some(message.id.as_bytes()),
+            });
+        let (topic, key) = (&self.dead_topic, &message.id);
+        send(
+            &self.dead,
+            self.timeout,
+            topic,
+            key,
+            &message.payload,
+            headers,
+        )
+        .await
+    }
+
+    /// Per partition: the first offset still in a sink, or the next one to read.
+    fn watermark(&self, key: &(String, i32)) -> Option<i64> {
+        match self.in_flight.get(key).and_then(|s| s.first()) {
+            Some(&pending) => Some(pending),
+            None => self.next.get(key).copied(),
+        }
+    }
+
+    pub(crate) fn close(self) {
+        // A synchronous commit of the watermarks also flushes the asynchronous ones.
+        let mut list = TopicPartitionList::new();
+        for key in self.next.keys() {
+            if let Some(w) = self.watermark(key) {
+                let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(w));
+            }
+        }
+        if list.count() > 0
+            && let Err(error) = self.consumer.commit(&list, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "final offset commit failed; the last messages may be redelivered");
+        }
+        self.consumer.unsubscribe();
+    }
+}

@@ -1,0 +1,177 @@
+//! Kafka: topics `<prefix>samples`, `<prefix>heartbeats`, `<prefix>dead` (created through the
+//! admin API with the configured partitions and replication; brokers that do not auto-create
+//! topics need this), an idempotent producer with `acks=all`, linger and compression, and
+//! messages keyed by host so that one host's samples stay on one partition.
+//!
+//! Collectors form one consumer group. After each acknowledgement the offset of every touched
+//! partition is committed (asynchronously) up to the contiguous watermark of acknowledged
+//! messages: a message acknowledged while an earlier one is still in a sink does not move it,
+//! and a crash redelivers at most what was in flight.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::{BusError, KafkaSpec, Topic};
+
+mod consumer;
+mod producer;
+
+pub use consumer::Consumer;
+pub use producer::Producer;
+
+const TRANSPORT: &str = "kafka";
+
+pub(crate) fn unreachable(e: KafkaError) -> BusError {
+    BusError::Unreachable {
+        transport: TRANSPORT,
+        reason: e.to_string(),
+    }
+}
+
+pub(crate) fn setup(what: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Setup {
+        transport: TRANSPORT,
+        what: what.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Routes librdkafka's own logs and transient errors to `debug`: while a broker is away it
+/// reports every reconnection attempt, and hb already says once that it is spooling.
+#[derive(Clone, Copy, Default)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if matches!(
+            level,
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical
+        ) {
+            tracing::error!(facility, "librdkafka: {message}");
+        } else {
+            tracing::debug!(facility, "librdkafka: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(%error, reason, "librdkafka fatal error");
+        } else {
+            tracing::debug!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+pub(crate) fn base(spec: &KafkaSpec) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &spec.brokers);
+    if spec.tls {
+        config.set("security.protocol", "ssl");
+    }
+    config
+}
+
+pub(crate) fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusError> {
+    base(spec)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", spec.linger.as_millis().to_string())
+        .set("compression.type", &spec.compression)
+        .set("message.timeout.ms", spec.timeout.as_millis().to_string())
+        .create_with_context(Quiet)
+        .map_err(|e| setup("the producer", e))
+}
+
+/// Creates the topics hb uses that the broker does not have yet (asking first, so that a
+/// broker without CreateTopics, or an account without the right to use it, works with
+/// topics made by an administrator).
+pub(crate) async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
+    let admin: AdminClient<Quiet> = base(spec)
+        .create_with_context(Quiet)
+        .map_err(|e| setup("the admin client", e))?;
+    let timeout = spec.timeout;
+    let (admin, existing) = tokio::task::spawn_blocking(move || {
+        let existing: Result<HashSet<String>, KafkaError> =
+            admin.inner().fetch_metadata(None, timeout).map(|m| {
+                m.topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .map(|t| t.name().to_owned())
+                    .collect()
+            });
+        (admin, existing)
+    })
+    .await
+    .map_err(|e| setup("topic metadata", e))?;
+    let existing = existing.map_err(unreachable)?;
+    let missing: Vec<String> = Topic::ALL
+        .iter()
+        .map(|t| spec.common.name(*t))
+        .filter(|n| !existing.contains(n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|n| {
+            NewTopic::new(
+                n,
+                spec.partitions,
+                TopicReplication::Fixed(spec.replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(unreachable)?;
+    for result in results {
+        match result {
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions = spec.partitions, "kafka topic created")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(setup(&format!("topic `{name}`"), code)),
+        }
+    }
+    Ok(())
+}
+
+/// Sends and waits for the delivery report.
+pub(crate) async fn send(
+    producer: &FutureProducer<Quiet>,
+    timeout: Duration,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    headers: OwnedHeaders,
+) -> Result<(), BusError> {
+    let record = FutureRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .headers(headers);
+    producer
+        .send(record, Timeout::After(timeout))
+        .await
+        .map(drop)
+        .map_err(|(e, _)| BusError::NotConfirmed {
+            transport: TRANSPORT,
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,278 @@
+//! Agents and collectors as real processes for the bus tests, each in its own directory with
+//! its log kept for the counts the tests print; and a publisher of test envelopes.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use hb_bus::{Outgoing, Producer, Transport};
+use hb_sample::{Envelope, Sample, SampleType, Secret};
+
+use crate::{binary, repo};
+
+/// The signing secret the bus tests share between agents and collectors.
+pub const SECRET: &str = "a shared secret for tests";
+
+/// An hb process (agent or collector) in its own directory, logging to a file there.
+pub struct Node {
+    /// Its directory: pipeline.yaml, secret, samples.jsonl, spool/, log.
+    pub dir: tempfile::TempDir,
+    program: &'static str,
+    args: Vec<String>,
+    child: Option<Child>,
+    runs: usize,
+}
+
+/// Writes a pipeline.yaml for `transport`, signed with [`SECRET`], polling every `interval`
+/// seconds, writing to `samples.jsonl`.
+fn write_config(dir: &Path, transport: &str, interval: u32) {
+    std::fs::write(dir.join("secret"), SECRET).expect("secret");
+    let yaml = format!(
+        "transport: \"{transport}\"\nsecret_file: secret\nspool: {{dir: spool, max_bytes: 50000000}}\n\
+         sources:\n  - {{name: all, interval: {interval}, meters: [\"*\"], sinks: [out]}}\n\
+         sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n"
+    );
+    std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline.yaml");
+}
+
+impl Node {
+    /// An `hb-collector` consuming from `transport`.
+    pub fn collector(transport: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(dir.path(), transport, 10);
+        Self::spawn(dir, "hb-collector", vec![])
+    }
+
+    /// An `hb-polling` of three compute pollsters every `interval` seconds, to `transport`.
+    pub fn agent(transport: &str, interval: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(dir.path(), transport, interval);
+        let namespaces = repo().join("namespaces").display().to_string();
+        let args = [
+            "--polling-namespaces",
+            "compute",
+            "--pollster-list",
+            "cpu",
+            "memory",
+            "load",
+            "--namespaces-dir",
+            &namespaces,
+        ];
+        Self::spawn(
+            dir,
+            "hb-polling",
+            args.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn spawn(dir: tempfile::TempDir, program: &'static str, args: Vec<String>) -> Self {
+        let mut node = Self {
+            dir,
+            program,
+            args,
+            child: None,
+            runs: 0,
+        };
+        node.start();
+        node
+    }
+
+    /// Starts the process again (after [`term`](Self::term) or [`kill9`](Self::kill9)).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("log.{}", self.runs)))
+            .expect("log file");
+        let child = Command::new(binary(self.program))
+            .current_dir(self.dir.path())
+            .args(["--config", "pipeline.yaml"])
+            .args(&self.args)
+            .env_remove("HB_TRANSPORT")
+            .env_remove("HB_SECRET")
+            .env("HB_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn");
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then waits (at most 60 s) for the exit.
+    pub fn term(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{} did not stop within 60 s of SIGTERM:\n{}",
+                    self.program,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or acknowledge.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    /// Every log of every run so far, in order.
+    pub fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("log.{i}")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    /// The samples written to `samples.jsonl`, and how many lines did not parse (a line torn
+    /// by `kill -9`).
+    pub fn samples(&self) -> (Vec<Sample>, usize) {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("samples.jsonl")).unwrap_or_default();
+        let mut samples = Vec::new();
+        let mut torn = 0;
+        for line in text.lines() {
+            match serde_json::from_str(line) {
+                Ok(s) => samples.push(s),
+                Err(_) => torn += 1,
+            }
+        }
+        (samples, torn)
+    }
+
+    /// Lines of `samples.jsonl` (cheap progress check).
+    pub fn lines(&self) -> usize {
+        std::fs::read(self.dir.path().join("samples.jsonl"))
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0)
+    }
+
+    /// Files waiting in the agent's spool.
+    pub fn spooled(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("spool"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".env"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sum of `key=N` over every log line containing `message`.
+pub fn sum(log: &str, message: &str, key: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(message))
+        .filter_map(|l| field(l, key))
+        .sum()
+}
+
+/// `key=N` of the last log line containing `message`.
+pub fn last(log: &str, message: &str, key: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains(message))
+        .and_then(|l| field(l, key))
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Waits until `done` holds, at most `limit`; false on timeout.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// Publishes `envelopes` envelopes of `per` samples, signed with [`SECRET`], round-robin from
+/// `hosts` producer hosts; returns the sample ids.
+pub fn publish(transport: &str, hosts: usize, envelopes: usize, per: usize) -> Vec<String> {
+    let transport = Transport::parse(transport).expect("transport");
+    let secret = Secret::new(SECRET);
+    let mut ids = Vec::with_capacity(envelopes * per);
+    let mut messages = Vec::with_capacity(envelopes);
+    for e in 0..envelopes {
+        let host = format!("load-{}", e % hosts);
+        let samples: Vec<Sample> = (0..per)
+            .map(|i| {
+                Sample::new(
+                    "load.test",
+                    SampleType::Gauge,
+                    "1",
+                    (e * per + i) as f64,
+                    host.as_str(),
+                    chrono::Utc::now(),
+                )
+                .expect("sample")
+            })
+            .collect();
+        ids.extend(samples.iter().map(|s| s.id.to_string()));
+        let producer = hb_sample::Producer {
+            host: host.clone(),
+            agent_id: format!("{host}/test"),
+            namespaces: vec!["test".into()],
+        };
+        let payload = Envelope::samples(producer, e as u64, samples)
+            .encode(Some(&secret))
+            .expect("encode");
+        messages.push(Outgoing::samples("test", &host, payload));
+    }
+    send(&transport, &messages);
+    ids
+}
+
+/// Sends raw messages and asserts the broker confirmed each.
+pub fn send(transport: &Transport, messages: &[Outgoing]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let producer = Producer::new(transport).expect("producer");
+        for chunk in messages.chunks(200) {
+            for result in producer.send_all(chunk).await {
+                result.expect("broker confirmed");
+            }
+        }
+        producer.close().await;
+    });
+}
