@@ -3,7 +3,9 @@
 //! the same guarantees (persistent messages with confirms / acks=all with idempotence / the XADD
 //! reply; consumer acknowledgements) and the same payloads.
 //!
-//!   cargo bench -p hb-tests --bench bus [-- rabbit kafka redis] [--envelopes N]
+//!   cargo bench -p hb-tests --bench bus [-- rabbit kafka redis] [--envelopes N] [--options Q]
+//!
+//! `--options` adds transport URL options to hb's side (e.g. `prefetch=500`).
 //!
 //! hb: `hb_bus::Producer::send_all` in windows of 200 envelopes of 100 signed samples, and, in
 //! the same process, the collector's consume loop (decode, verify, route, write JSON lines to
@@ -345,14 +347,16 @@ fn main() {
     ]
     .into_iter()
     .filter(|(name, _)| {
-        args.is_empty()
-            || args.iter().any(|a| a == name)
-            || args
-                .iter()
-                .all(|a| a.starts_with("--") || a.parse::<usize>().is_ok())
+        let named = |n: &str| args.iter().any(|a| a == n);
+        named(name) || !["rabbit", "kafka", "redis"].iter().any(|n| named(n))
     })
     .map(|(_, k)| k)
     .collect();
+    let options = args
+        .iter()
+        .position(|a| a == "--options")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_default();
     let messages = envelopes(n);
     let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
     println!(
@@ -366,7 +370,7 @@ fn main() {
         .expect("runtime");
     for kind in kinds {
         let broker = Broker::start(kind);
-        let url = broker.direct("");
+        let url = broker.direct(&options);
         Transport::parse(&url).expect("url");
         let raw = runtime.block_on(async {
             match kind {
