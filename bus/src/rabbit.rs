@@ -203,6 +203,7 @@ pub struct Consumer {
     connection: Connection,
     channel: Channel,
     deliveries: SelectAll<lapin::Consumer>,
+    samples_queue: String,
 }
 
 impl Consumer {
@@ -231,6 +232,7 @@ impl Consumer {
             connection,
             channel,
             deliveries,
+            samples_queue: spec.common.name(Topic::Samples),
         })
     }
 
@@ -260,10 +262,9 @@ impl Consumer {
     }
 
     fn received(&self, delivery: lapin::message::Delivery) -> Received {
-        let samples = self.spec.common.name(Topic::Samples);
-        let topic = if delivery.routing_key.as_str().starts_with("samples.")
-            || delivery.routing_key.as_str() == samples
-        {
+        // Routed by the exchange (`samples.<namespace>`), or sent straight to the queue.
+        let key = delivery.routing_key.as_str();
+        let topic = if key.starts_with("samples.") || key == self.samples_queue {
             Topic::Samples
         } else {
             Topic::Heartbeats
