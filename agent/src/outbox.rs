@@ -31,6 +31,9 @@ pub struct Outbox {
     batch: usize,
     started: Instant,
     spooling: AtomicBool,
+    /// Held from the decision to send until the outcome is known (confirmed or spooled), so
+    /// that concurrent pollster runs reach the broker, or the spool, in the order they came.
+    sending: tokio::sync::Mutex<()>,
     /// Running totals, for logs and heartbeats.
     pub stats: Stats,
 }
@@ -96,6 +99,7 @@ impl Outbox {
             batch,
             started: Instant::now(),
             spooling: AtomicBool::new(false),
+            sending: tokio::sync::Mutex::new(()),
             stats: Stats::default(),
         })
     }
@@ -130,6 +134,10 @@ impl Outbox {
                 }
             }
         }
+        // Fair: runs that wait take their turn in arrival order. Without this, a run whose
+        // send is still waiting for a broker that went away could spool its envelopes after
+        // those of a later run.
+        let _turn = self.sending.lock().await;
         if self.spooling.load(Ordering::Relaxed) || !self.spool().is_empty() {
             // Keep order: nothing overtakes what already waits. During an outage only the
             // replayer talks to the broker; polling never waits for it.
