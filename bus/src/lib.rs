@@ -93,6 +93,28 @@ impl Producer {
     }
 }
 
+/// Acknowledges a [`Consumer`]'s messages independently of receiving (cheap to clone).
+#[derive(Clone)]
+pub enum Acker {
+    /// `basic.ack` on the consumer's channel.
+    Rabbit(rabbit::Acker),
+    /// Offset commits of the contiguous watermark.
+    Kafka(kafka::Acker),
+    /// `XACK`.
+    Redis(redis::Acker),
+}
+
+impl Acker {
+    /// Acknowledges messages: they will not be delivered again.
+    pub async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
+        match self {
+            Self::Rabbit(a) => a.ack(messages).await,
+            Self::Kafka(a) => a.ack(messages),
+            Self::Redis(a) => a.ack(messages).await,
+        }
+    }
+}
+
 impl Consumer {
     /// Connects, declares what is missing (queues, topics, streams, groups) and starts
     /// consuming samples and heartbeats.
@@ -117,10 +139,16 @@ impl Consumer {
 
     /// Acknowledges messages: they will not be delivered again.
     pub async fn ack(&mut self, messages: &[Received]) -> Result<(), BusError> {
+        self.acker().ack(messages).await
+    }
+
+    /// A handle that acknowledges this consumer's messages from another task, while it keeps
+    /// receiving.
+    pub fn acker(&self) -> Acker {
         match self {
-            Self::Rabbit(c) => c.ack(messages).await,
-            Self::Kafka(c) => c.ack(messages),
-            Self::Redis(c) => c.ack(messages).await,
+            Self::Rabbit(c) => Acker::Rabbit(c.acker()),
+            Self::Kafka(c) => Acker::Kafka(c.acker()),
+            Self::Redis(c) => Acker::Redis(c.acker()),
         }
     }
 

@@ -198,6 +198,25 @@ impl Producer {
 }
 
 /// A competing consumer of the samples and heartbeats queues.
+/// Acknowledges deliveries on the consumer's channel, from any task.
+#[derive(Clone)]
+pub struct Acker(Channel);
+
+impl Acker {
+    pub(crate) async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
+        // One ack per message: deliveries of the two queues interleave, so "multiple" could
+        // acknowledge a message not yet processed.
+        let acks = messages.iter().filter_map(|m| match m.token {
+            Token::Rabbit { tag } => Some(self.0.basic_ack(tag, BasicAckOptions::default())),
+            _ => None,
+        });
+        for result in futures_util::future::join_all(acks).await {
+            result.map_err(unreachable)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct Consumer {
     spec: RabbitSpec,
     connection: Connection,
@@ -283,17 +302,8 @@ impl Consumer {
         }
     }
 
-    pub(crate) async fn ack(&mut self, messages: &[Received]) -> Result<(), BusError> {
-        // One ack per message: deliveries of the two queues interleave, so "multiple" could
-        // acknowledge a message not yet processed.
-        let acks = messages.iter().filter_map(|m| match m.token {
-            Token::Rabbit { tag } => Some(self.channel.basic_ack(tag, BasicAckOptions::default())),
-            _ => None,
-        });
-        for result in futures_util::future::join_all(acks).await {
-            result.map_err(unreachable)?;
-        }
-        Ok(())
+    pub(crate) fn acker(&self) -> Acker {
+        Acker(self.channel.clone())
     }
 
     pub(crate) async fn dead_letter(

@@ -106,6 +106,40 @@ impl Producer {
     }
 }
 
+/// Acknowledges entries (`XACK`) on the consumer's command connection, from any task.
+#[derive(Clone)]
+pub struct Acker {
+    commands: MultiplexedConnection,
+    streams: [String; 2],
+    group: String,
+}
+
+impl Acker {
+    pub(crate) async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
+        let mut commands = self.commands.clone();
+        for stream in &self.streams {
+            let ids: Vec<&str> = messages
+                .iter()
+                .filter_map(|m| match &m.token {
+                    Token::Redis { stream: s, id } if s == stream => Some(id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let _: u64 = cmd("XACK")
+                .arg(stream)
+                .arg(&self.group)
+                .arg(&ids)
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+        }
+        Ok(())
+    }
+}
+
 /// One member of the collectors' consumer group.
 pub struct Consumer {
     spec: RedisSpec,
@@ -261,27 +295,12 @@ impl Consumer {
         }
     }
 
-    pub(crate) async fn ack(&mut self, messages: &[Received]) -> Result<(), BusError> {
-        for stream in &self.streams {
-            let ids: Vec<&str> = messages
-                .iter()
-                .filter_map(|m| match &m.token {
-                    Token::Redis { stream: s, id } if s == stream => Some(id.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let _: u64 = cmd("XACK")
-                .arg(stream)
-                .arg(&self.spec.group)
-                .arg(&ids)
-                .query_async(&mut self.commands)
-                .await
-                .map_err(unreachable)?;
+    pub(crate) fn acker(&self) -> Acker {
+        Acker {
+            commands: self.commands.clone(),
+            streams: self.streams.clone(),
+            group: self.spec.group.clone(),
         }
-        Ok(())
     }
 
     pub(crate) async fn dead_letter(

@@ -2,6 +2,7 @@
 //! watermark of acknowledged offsets.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -17,15 +18,12 @@ use crate::{BusError, KafkaSpec, Received, Topic};
 
 /// One member of the collectors' consumer group.
 pub struct Consumer {
-    consumer: StreamConsumer<Quiet>,
+    consumer: Arc<StreamConsumer<Quiet>>,
+    offsets: Arc<Mutex<Offsets>>,
     timeout: Duration,
     dead: FutureProducer<Quiet>,
     dead_topic: String,
     samples_topic: String,
-    /// Per (topic, partition): offsets handed out and not yet acknowledged.
-    in_flight: HashMap<(String, i32), BTreeSet<i64>>,
-    /// Per (topic, partition): the offset after the last message handed out.
-    next: HashMap<(String, i32), i64>,
     /// The broker is away (reported once).
     degraded: bool,
 }
@@ -48,13 +46,12 @@ impl Consumer {
             .subscribe(&[&samples_topic, &heartbeats])
             .map_err(|e| setup("the subscription", e))?;
         Ok(Self {
-            consumer,
+            consumer: Arc::new(consumer),
+            offsets: Arc::default(),
             timeout: spec.timeout,
             dead: producer(spec)?,
             dead_topic: spec.common.name(Topic::Dead),
             samples_topic,
-            in_flight: HashMap::new(),
-            next: HashMap::new(),
             degraded: false,
         })
     }
@@ -105,12 +102,7 @@ impl Consumer {
                 },
             });
             drop(message);
-            let key = (topic, partition);
-            self.in_flight
-                .entry(key.clone())
-                .or_default()
-                .insert(offset);
-            self.next.insert(key, offset + 1);
+            lock(&self.offsets).handed_out((topic, partition), offset);
             if out.len() >= max {
                 break;
             }
@@ -119,41 +111,10 @@ impl Consumer {
         Ok(out)
     }
 
-    /// Marks messages done and commits, per partition, the first offset still in a sink (or
-    /// the next one to read).
-    pub(crate) fn ack(&mut self, messages: &[Received]) -> Result<(), BusError> {
-        let mut touched = BTreeSet::new();
-        for m in messages {
-            if let Token::Kafka {
-                topic,
-                partition,
-                offset,
-            } = &m.token
-            {
-                let key = (topic.clone(), *partition);
-                if let Some(set) = self.in_flight.get_mut(&key) {
-                    set.remove(offset);
-                }
-                touched.insert(key);
-            }
-        }
-        let mut list = TopicPartitionList::new();
-        for key in touched {
-            if let Some(w) = self.watermark(&key) {
-                let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(w));
-            }
-        }
-        if list.count() == 0 {
-            return Ok(());
-        }
-        match self.consumer.commit(&list, CommitMode::Async) {
-            Ok(()) => Ok(()),
-            // A partition revoked by a rebalance: its new owner re-reads from the last commit.
-            Err(KafkaError::ConsumerCommit(code)) => {
-                tracing::debug!(%code, "offsets not committed");
-                Ok(())
-            }
-            Err(e) => Err(unreachable(e)),
+    pub(crate) fn acker(&self) -> Acker {
+        Acker {
+            consumer: Arc::clone(&self.consumer),
+            offsets: Arc::clone(&self.offsets),
         }
     }
 
@@ -183,7 +144,37 @@ impl Consumer {
         .await
     }
 
-    /// Per partition: the first offset still in a sink, or the next one to read.
+    pub(crate) fn close(self) {
+        // A synchronous commit of the watermarks also flushes the asynchronous ones.
+        let list = lock(&self.offsets).watermarks(None);
+        if list.count() > 0
+            && let Err(error) = self.consumer.commit(&list, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "final offset commit failed; the last messages may be redelivered");
+        }
+        self.consumer.unsubscribe();
+    }
+}
+
+/// What was handed out and what is done, per (topic, partition).
+#[derive(Default)]
+struct Offsets {
+    /// Offsets handed out and not yet acknowledged.
+    in_flight: HashMap<(String, i32), BTreeSet<i64>>,
+    /// The offset after the last message handed out.
+    next: HashMap<(String, i32), i64>,
+}
+
+impl Offsets {
+    fn handed_out(&mut self, key: (String, i32), offset: i64) {
+        self.in_flight
+            .entry(key.clone())
+            .or_default()
+            .insert(offset);
+        self.next.insert(key, offset + 1);
+    }
+
+    /// The first offset still in a sink, or the next one to read.
     fn watermark(&self, key: &(String, i32)) -> Option<i64> {
         match self.in_flight.get(key).and_then(|s| s.first()) {
             Some(&pending) => Some(pending),
@@ -191,19 +182,66 @@ impl Consumer {
         }
     }
 
-    pub(crate) fn close(self) {
-        // A synchronous commit of the watermarks also flushes the asynchronous ones.
+    /// Commit positions of the partitions in `keys`, or of every partition seen.
+    fn watermarks(&self, keys: Option<&BTreeSet<(String, i32)>>) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
-        for key in self.next.keys() {
+        let all: Vec<&(String, i32)> = match keys {
+            Some(keys) => keys.iter().collect(),
+            None => self.next.keys().collect(),
+        };
+        for key in all {
             if let Some(w) = self.watermark(key) {
                 let _ = list.add_partition_offset(&key.0, key.1, Offset::Offset(w));
             }
         }
-        if list.count() > 0
-            && let Err(error) = self.consumer.commit(&list, CommitMode::Sync)
-        {
-            tracing::warn!(%error, "final offset commit failed; the last messages may be redelivered");
+        list
+    }
+}
+
+fn lock(offsets: &Mutex<Offsets>) -> MutexGuard<'_, Offsets> {
+    offsets.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks messages done and commits, per partition, the contiguous watermark; usable from any
+/// task while the consumer keeps receiving.
+#[derive(Clone)]
+pub struct Acker {
+    consumer: Arc<StreamConsumer<Quiet>>,
+    offsets: Arc<Mutex<Offsets>>,
+}
+
+impl Acker {
+    pub(crate) fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
+        let list = {
+            let mut offsets = lock(&self.offsets);
+            let mut touched = BTreeSet::new();
+            for m in messages {
+                if let Token::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } = &m.token
+                {
+                    let key = (topic.clone(), *partition);
+                    if let Some(set) = offsets.in_flight.get_mut(&key) {
+                        set.remove(offset);
+                    }
+                    touched.insert(key);
+                }
+            }
+            offsets.watermarks(Some(&touched))
+        };
+        if list.count() == 0 {
+            return Ok(());
         }
-        self.consumer.unsubscribe();
+        match self.consumer.commit(&list, CommitMode::Async) {
+            Ok(()) => Ok(()),
+            // A partition revoked by a rebalance: its new owner re-reads from the last commit.
+            Err(KafkaError::ConsumerCommit(code)) => {
+                tracing::debug!(%code, "offsets not committed");
+                Ok(())
+            }
+            Err(e) => Err(unreachable(e)),
+        }
     }
 }

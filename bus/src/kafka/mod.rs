@@ -26,7 +26,7 @@ use crate::{BusError, KafkaSpec, Topic};
 mod consumer;
 mod producer;
 
-pub use consumer::Consumer;
+pub use consumer::{Acker, Consumer};
 pub use producer::Producer;
 
 const TRANSPORT: &str = "kafka";
