@@ -5,6 +5,9 @@ use hb_sample::Sample;
 
 use crate::outbox::Outbox;
 
+/// How long stopping waits for sinks whose publishers still refuse their batches.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The agent's output.
 pub enum Destination {
     /// `memory://`: route and publish here.
@@ -16,7 +19,8 @@ pub enum Destination {
 /// What became of a batch of samples, for the cycle summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Published {
-    /// (sample, sink) pairs written (embedded), or samples the broker confirmed (bus).
+    /// (sample, sink) pairs handed to the sinks (embedded), or samples the broker confirmed
+    /// (bus).
     pub delivered: usize,
     /// Samples waiting in the spool for the broker.
     pub spooled: usize,
@@ -40,12 +44,15 @@ impl Destination {
     pub async fn publish(&self, namespace: &str, samples: Vec<Sample>) -> Published {
         match self {
             Self::Embedded(pipeline) => {
-                let d = pipeline.publish(samples).await;
+                // Handed to the sinks, which batch, retry and flush at shutdown on their own
+                // (and log what they refuse); waiting for their batches here would only hold
+                // the cycle for a batch timeout.
+                let submitted = pipeline.submit(samples).await;
                 Published {
-                    delivered: d.delivered,
+                    delivered: submitted.routed,
                     spooled: 0,
-                    failed: d.failed,
-                    unrouted: d.unrouted,
+                    failed: 0,
+                    unrouted: submitted.unrouted,
                 }
             }
             Self::Bus(outbox) => {
@@ -64,7 +71,7 @@ impl Destination {
     /// many publishers failed to sync.
     pub async fn finish(&self) -> usize {
         match self {
-            Self::Embedded(pipeline) => pipeline.flush().await,
+            Self::Embedded(pipeline) => pipeline.close(SHUTDOWN_GRACE).await,
             Self::Bus(outbox) => {
                 outbox.close().await;
                 let waiting = outbox.spooled();

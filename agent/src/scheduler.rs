@@ -103,6 +103,10 @@ impl Plan {
     }
 }
 
+/// Cycles of one group that may be publishing at once; past it, polls are skipped (and
+/// counted) until one finishes.
+const MAX_CYCLES_IN_FLIGHT: usize = 8;
+
 /// Runs every group until `shutdown` is cancelled; a cycle in flight is finished first.
 pub async fn run(
     plan: Plan,
@@ -123,12 +127,26 @@ pub async fn run(
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             // Cycles run as tasks: a broker slow to confirm delays no poll.
             let mut cycles = JoinSet::new();
+            let mut skipped = 0u64;
             loop {
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
                     Some(_) = cycles.join_next(), if !cycles.is_empty() => {}
                     _ = ticker.tick() => {
+                        if cycles.len() >= MAX_CYCLES_IN_FLIGHT {
+                            // Earlier cycles are still waiting for their samples to be taken
+                            // (a sink pushing back, a broker slow to confirm): polling more
+                            // would only pile samples up in memory.
+                            skipped += 1;
+                            tracing::warn!(
+                                interval_s = group.interval.as_secs(),
+                                in_flight = cycles.len(),
+                                skipped_total = skipped,
+                                "previous cycles still publishing; skipping this poll"
+                            );
+                            continue;
+                        }
                         let (group, host, destination) =
                             (Arc::clone(&group), Arc::clone(&host), Arc::clone(&destination));
                         cycles.spawn(async move { cycle(&group, &host, &destination).await });

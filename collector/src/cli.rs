@@ -1,9 +1,12 @@
-//! `hb-collector [--config FILE]` and `hb-collector validate --config FILE`.
+//! `hb-collector [--config FILE]`, `hb-collector validate --config FILE` and
+//! `hb-collector replay --archive URL --sink NAME --from T --to T`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use hb_pipeline::{Config, Pipeline, Transport};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +35,8 @@ pub struct Args {
 pub enum Command {
     /// Check the configuration without starting anything: exit 0, or 2 with every error.
     Validate,
+    /// Send the archive's samples of a time range through one sink (backfill).
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// Loads the configuration; on refusal prints every error and gives exit code 2.
@@ -83,7 +88,7 @@ pub async fn serve(config: Config) -> ExitCode {
         shutdown.clone(),
         "finishing the batch in flight, flushing, acknowledging",
     ));
-    let stats = Stats::default();
+    let stats = Arc::new(Stats::default());
     let result = consume::run(
         &config.transport,
         &pipeline,
@@ -93,7 +98,8 @@ pub async fn serve(config: Config) -> ExitCode {
     )
     .await;
     signals.abort();
-    let failed = pipeline.flush().await;
+    // Closed already after a clean stop; after a setup error this flushes what was taken.
+    let failed = pipeline.close(consume::SHUTDOWN_GRACE).await;
     stats.report("hb-collector stopped");
     match result {
         Err(error) => {

@@ -1,11 +1,14 @@
 //! The consume loop: messages from the bus → decoded, verified envelopes → the pipeline →
-//! acknowledgement once every publisher accepted the samples (DESIGN §4).
+//! acknowledgement once every sink published the samples (DESIGN §4).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hb_bus::{BusError, Consumer, Received, Topic, Transport};
-use hb_pipeline::Pipeline;
+use hb_bus::{Acker, BusError, Consumer, Received, Topic, Transport};
+use hb_pipeline::{Pipeline, Receipt};
 use hb_sample::{Body, Envelope, EnvelopeError, Secret, envelope::claimed_producer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::{Stats, add};
@@ -23,15 +26,19 @@ pub enum ConsumeError {
     Setup(BusError),
 }
 
-/// Consumes until `shutdown`, reconnecting after broker failures.
+/// How long a graceful stop waits for sinks whose publishers still refuse their batches.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Consumes until `shutdown`, reconnecting after broker failures; then closes the pipeline
+/// (flushing every sink) and acknowledges what the sinks accepted.
 pub async fn run(
     transport: &Transport,
     pipeline: &Pipeline,
     secret: Option<&Secret>,
     shutdown: &CancellationToken,
-    stats: &Stats,
+    stats: &Arc<Stats>,
 ) -> Result<(), ConsumeError> {
-    let prefetch = transport.common().map_or(100, |c| c.prefetch);
+    let prefetch = transport.common().map_or(100, |c| c.prefetch).max(1);
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
@@ -48,8 +55,18 @@ pub async fn run(
                 continue;
             }
         };
+        // Acknowledgements run beside receiving: a batch is acked when its receipt says every
+        // sink published it, while the next batches are already being consumed.
+        let acks = Acks {
+            acker: consumer.acker(),
+            tasks: JoinSet::new(),
+            failed: Arc::default(),
+            stats: Arc::clone(stats),
+        };
+        let window = Arc::new(Semaphore::new(prefetch));
         let mut worker = Worker {
             consumer: &mut consumer,
+            acks,
             pipeline,
             secret,
             stats,
@@ -58,27 +75,55 @@ pub async fn run(
             if shutdown.is_cancelled() {
                 break Ok(());
             }
+            if let Some(error) = worker.acks.failure() {
+                break Err(error);
+            }
             if last_report.elapsed() >= REPORT_EVERY {
-                worker.stats.report("collector progress");
+                worker.report();
                 last_report = Instant::now();
             }
-            let batch = match worker.consumer.recv(prefetch).await {
+            worker.acks.reap();
+            // At most `prefetch` messages unacknowledged, on every transport (RabbitMQ also
+            // enforces it with basic.qos): this bounds memory and redeliveries after a crash.
+            let room = match window.clone().acquire_many_owned(1).await {
+                Ok(permit) => {
+                    drop(permit);
+                    window.available_permits()
+                }
+                Err(_) => break Ok(()),
+            };
+            let batch = match worker.consumer.recv(room).await {
                 Ok(batch) => batch,
                 Err(error) => break Err(error),
             };
+            // Never waits: recv returned at most `room` messages. (The window is never closed.)
+            let Ok(held) = window.clone().acquire_many_owned(batch.len() as u32).await else {
+                break Ok(());
+            };
             if !batch.is_empty()
-                && let Err(error) = worker.handle(batch, shutdown).await
+                && let Err(error) = worker.handle(batch, held).await
             {
                 break Err(error);
             }
         };
         match result {
             Ok(()) => {
+                // Flush every sink; receipts complete, their acknowledgements go out, and
+                // only then does the consumer leave.
+                let failed = pipeline.close(SHUTDOWN_GRACE).await;
+                if failed > 0 {
+                    tracing::error!(failed, "publishers failed to sync at shutdown");
+                }
+                let mut acks = worker.acks;
+                acks.drain().await;
                 consumer.close().await;
                 return Ok(());
             }
             Err(error) => {
                 tracing::warn!(%error, "lost the bus; unacknowledged messages will be redelivered");
+                let mut acks = worker.acks;
+                acks.tasks.abort_all();
+                acks.drain().await;
                 backoff.wait(shutdown).await;
             }
         }
@@ -86,56 +131,99 @@ pub async fn run(
     Ok(())
 }
 
+/// Acknowledgement tasks of one consumer connection.
+struct Acks {
+    acker: Acker,
+    tasks: JoinSet<()>,
+    /// The error of an acknowledgement that failed: the connection is gone; reconnect.
+    failed: Arc<Mutex<Option<BusError>>>,
+    stats: Arc<Stats>,
+}
+
+impl Acks {
+    /// Acknowledges `messages` once `receipt` says every sink published their samples.
+    /// `held` is the messages' room in the unacknowledged window, freed once they are done.
+    fn after(&mut self, receipt: Receipt, mut messages: Vec<Received>, held: OwnedSemaphorePermit) {
+        for m in &mut messages {
+            // Only the token is needed from here on.
+            m.payload = Vec::new();
+        }
+        let (acker, failed, stats) = (
+            self.acker.clone(),
+            Arc::clone(&self.failed),
+            Arc::clone(&self.stats),
+        );
+        self.tasks.spawn(async move {
+            let _held = held;
+            if !receipt.accepted().await {
+                // The pipeline closed first: left unacknowledged, the broker redelivers.
+                return;
+            }
+            match acker.ack(&messages).await {
+                Ok(()) => {
+                    add(&stats.acked, messages.len() as u64);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, messages = messages.len(), "acknowledgement failed; the broker will redeliver");
+                    *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                }
+            }
+        });
+    }
+
+    fn failure(&self) -> Option<BusError> {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Forgets finished tasks.
+    fn reap(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    async fn drain(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
 struct Worker<'a> {
     consumer: &'a mut Consumer,
+    acks: Acks,
     pipeline: &'a Pipeline,
     secret: Option<&'a Secret>,
     stats: &'a Stats,
 }
 
 impl Worker<'_> {
-    /// Decodes a batch, publishes its samples until every publisher took them, then acks.
+    /// Decodes a batch and hands its samples to the pipeline (waiting while a sink is full);
+    /// the batch is acknowledged once every sink published them.
     async fn handle(
         &mut self,
         batch: Vec<Received>,
-        shutdown: &CancellationToken,
+        held: OwnedSemaphorePermit,
     ) -> Result<(), BusError> {
         add(&self.stats.messages, batch.len() as u64);
-        let mut samples = self.decode(&batch, true).await?;
-        let mut backoff = Backoff::default();
-        while !samples.is_empty() {
-            let n = samples.len() as u64;
-            let delivery = self.pipeline.publish(samples).await;
-            add(&self.stats.unrouted, delivery.unrouted as u64);
-            if delivery.failed == 0 {
-                add(&self.stats.samples, n);
-                break;
-            }
-            add(&self.stats.publish_failures, 1);
-            tracing::warn!(
-                failed = delivery.failed,
-                retry_in_ms = backoff.peek().as_millis() as u64,
-                "a publisher refused samples; not acknowledging, retrying the batch"
-            );
-            backoff.wait(shutdown).await;
-            if shutdown.is_cancelled() {
-                // Unacknowledged: the broker redelivers them to the next collector.
-                return Ok(());
-            }
-            samples = self.decode(&batch, false).await?;
-        }
-        self.consumer.ack(&batch).await?;
-        add(&self.stats.acked, batch.len() as u64);
+        let samples = self.decode(&batch).await?;
+        let n = samples.len() as u64;
+        let submitted = self.pipeline.submit(samples).await;
+        add(&self.stats.samples, n);
+        add(&self.stats.unrouted, submitted.unrouted as u64);
+        self.acks.after(submitted.receipt, batch, held);
         Ok(())
     }
 
-    /// The samples of every valid envelope; the first time, heartbeats are logged, refused
-    /// envelopes counted and undecodable messages dead-lettered.
-    async fn decode(
-        &mut self,
-        batch: &[Received],
-        first: bool,
-    ) -> Result<Vec<hb_sample::Sample>, BusError> {
+    fn report(&self) {
+        self.stats.report("collector progress");
+        for (sink, stats, held) in self.pipeline.sinks() {
+            stats.report(sink, held);
+        }
+    }
+
+    /// The samples of every valid envelope; heartbeats are logged, refused envelopes counted
+    /// and undecodable messages dead-lettered.
+    async fn decode(&mut self, batch: &[Received]) -> Result<Vec<hb_sample::Sample>, BusError> {
         let mut samples = Vec::new();
         for (message, decoded) in batch.iter().zip(decode_all(batch, self.secret).await) {
             match decoded {
@@ -143,10 +231,8 @@ impl Worker<'_> {
                     body: Body::Samples(s),
                     ..
                 }) => samples.extend(s),
-                Ok(envelope) if first => self.heartbeat(message.topic, &envelope),
-                Ok(_) => {}
-                Err(error) if first => self.refuse(message, error).await?,
-                Err(_) => {}
+                Ok(envelope) => self.heartbeat(message.topic, &envelope),
+                Err(error) => self.refuse(message, error).await?,
             }
         }
         Ok(samples)

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Some(Command::Validate) = args.command {
+    if let Some(Command::Validate) = &args.command {
         return cli::validate(&config);
     }
     let filter = EnvFilter::try_from_env("HB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -26,7 +26,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(cli::serve(config)),
+        Ok(runtime) => match &args.command {
+            Some(Command::Replay(replay)) => {
+                runtime.block_on(hb_collector::replay::replay(config, replay))
+            }
+            _ => runtime.block_on(cli::serve(config)),
+        },
         Err(e) => {
             eprintln!("hb-collector: cannot start the runtime: {e}");
             ExitCode::FAILURE

@@ -9,7 +9,7 @@ pub struct Stats {
     pub messages: AtomicU64,
     /// Messages acknowledged.
     pub acked: AtomicU64,
-    /// Samples every publisher accepted.
+    /// Samples handed to the pipeline (sinks count what they published).
     pub samples: AtomicU64,
     /// Samples no source selects.
     pub unrouted: AtomicU64,
@@ -19,8 +19,6 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Undecodable messages sent to the dead-letter destination.
     pub dead_lettered: AtomicU64,
-    /// Batches a publisher refused (retried).
-    pub publish_failures: AtomicU64,
 }
 
 /// Adds `n` to a counter and returns the new total.
@@ -40,7 +38,6 @@ impl Stats {
             heartbeats = get(&self.heartbeats),
             refused = get(&self.refused),
             dead_lettered = get(&self.dead_lettered),
-            publish_failures = get(&self.publish_failures),
             "{what}"
         );
     }

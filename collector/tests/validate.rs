@@ -22,7 +22,7 @@ fn validate_accepts_the_repository_configuration() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "pipeline.yaml: valid (1 sources, 1 sinks, transport memory://)"
+        "pipeline.yaml: valid (2 sources, 3 sinks, transport memory://)"
     );
 }
 

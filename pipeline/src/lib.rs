@@ -9,15 +9,21 @@
 //! - [`router`]: [`Pipeline`], which routes each sample to the sinks of every source whose
 //!   meter filter selects it and hands each sink's batch to its publishers.
 //! - [`signals`]: graceful shutdown on SIGINT/SIGTERM.
+//! - [`transform`]: Ceilometer-style transformers (rate_of_change, delta, unit_conversion,
+//!   arithmetic, aggregator) that a sink applies in order, as a [`transform::Chain`].
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dead_letter;
 pub mod filter;
 pub mod publisher;
 pub mod router;
 pub mod signals;
+pub mod sink;
+pub mod transform;
 
 pub use config::{Config, ConfigError, ConfigErrors, SpoolConfig};
 pub use filter::MeterFilter;
 pub use hb_bus::Transport;
-pub use router::{Delivery, Pipeline};
+pub use router::{Delivery, Pipeline, Submitted};
+pub use sink::{BatchConfig, Receipt, SinkStats};

@@ -1,18 +1,30 @@
 //! Routing: each sample goes to the sinks of every source whose meter filter selects it (at
-//! most once per sink), and each sink hands its batch to all of its publishers.
+//! most once per sink); each sink runs as its own task (see [`crate::sink`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use hb_sample::Sample;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dead_letter::DeadLetters;
 use crate::filter::MeterFilter;
 use crate::publisher::{PublishError, Publisher};
+use crate::sink::{Receipt, SinkHandle, SinkStats, Ticket};
+use crate::transform::{Chain, TransformError};
 
-/// A running pipeline: routes plus open publishers.
+/// A running pipeline: routes plus one task per sink.
 #[derive(Debug)]
 pub struct Pipeline {
     routes: Vec<Route>,
-    sinks: Vec<SinkRuntime>,
+    sinks: Vec<SinkHandle>,
+    publishers: Vec<Arc<Vec<Publisher>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    closing: CancellationToken,
+    abandon: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -21,18 +33,12 @@ struct Route {
     sinks: Vec<usize>,
 }
 
-#[derive(Debug)]
-struct SinkRuntime {
-    name: String,
-    publishers: Vec<Publisher>,
-}
-
-/// What became of one batch.
+/// What became of one batch, once every sink answered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     /// (sample, sink) pairs that every publisher of the sink accepted.
     pub delivered: usize,
-    /// (sample, sink) pairs that some publisher refused; already logged with the reason.
+    /// (sample, sink) pairs not accepted before the pipeline closed; already logged.
     pub failed: usize,
     /// Samples that no source selects.
     pub unrouted: usize,
@@ -46,39 +52,76 @@ impl std::ops::AddAssign for Delivery {
     }
 }
 
-/// A publisher that could not be opened at start-up.
+/// A submission handed to the sinks.
+#[derive(Debug)]
+pub struct Submitted {
+    /// Resolves when every sink the samples went to has published them.
+    pub receipt: Receipt,
+    /// (sample, sink) pairs handed to sinks.
+    pub routed: usize,
+    /// Samples that no source selects (logged at debug level, counted here).
+    pub unrouted: usize,
+}
+
+/// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("sink `{sink}`: cannot open publisher: {source}")]
-pub struct OpenError {
-    /// The sink it belongs to.
-    pub sink: String,
-    /// What went wrong.
-    #[source]
-    pub source: PublishError,
+pub enum OpenError {
+    /// A publisher that could not be opened.
+    #[error("sink `{sink}`: cannot open publisher: {source}")]
+    Publisher {
+        /// The sink it belongs to.
+        sink: String,
+        /// What went wrong.
+        #[source]
+        source: PublishError,
+    },
+    /// A transformer whose parameters do not hold (normally caught by config validation).
+    #[error("sink `{sink}`: {source}")]
+    Transformer {
+        /// The sink it belongs to.
+        sink: String,
+        /// What went wrong.
+        #[source]
+        source: TransformError,
+    },
 }
 
 impl Pipeline {
-    /// Opens every publisher of every sink.
+    /// Opens every publisher and starts one task per sink; call inside a Tokio runtime.
     pub fn open(config: &Config) -> Result<Self, OpenError> {
-        let sinks = config
-            .sinks
-            .iter()
-            .map(|sink| {
-                let publishers = sink
-                    .publishers
-                    .iter()
-                    .map(Publisher::open)
-                    .collect::<Result<_, _>>()
-                    .map_err(|source| OpenError {
-                        sink: sink.name.clone(),
-                        source,
-                    })?;
-                Ok(SinkRuntime {
-                    name: sink.name.clone(),
-                    publishers,
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let (closing, abandon) = (CancellationToken::new(), CancellationToken::new());
+        let mut sinks = Vec::new();
+        let mut publishers = Vec::new();
+        let mut tasks = Vec::new();
+        for sink in &config.sinks {
+            let opened = sink
+                .publishers
+                .iter()
+                .map(Publisher::open)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| OpenError::Publisher {
+                    sink: sink.name.clone(),
+                    source,
+                })?;
+            let chain =
+                Chain::new(&sink.transformers).map_err(|source| OpenError::Transformer {
+                    sink: sink.name.clone(),
+                    source,
+                })?;
+            let opened = Arc::new(opened);
+            let (handle, task) = SinkHandle::spawn(
+                sink.name.clone(),
+                chain,
+                Arc::clone(&opened),
+                sink.batch,
+                DeadLetters::new(&config.dead_letter_dir),
+                closing.clone(),
+                abandon.clone(),
+            );
+            sinks.push(handle);
+            publishers.push(opened);
+            tasks.push(task);
+        }
         let routes = config
             .sources
             .iter()
@@ -87,14 +130,22 @@ impl Pipeline {
                 sinks: s.sinks.clone(),
             })
             .collect();
-        Ok(Self { routes, sinks })
+        Ok(Self {
+            routes,
+            sinks,
+            publishers,
+            tasks: Mutex::new(tasks),
+            closing,
+            abandon,
+        })
     }
 
-    /// Routes and publishes a batch; failures are logged here and counted in the result.
-    pub async fn publish(&self, samples: Vec<Sample>) -> Delivery {
-        let mut delivery = Delivery::default();
+    /// Routes samples and hands each sink its share, waiting while a sink is full
+    /// (backpressure). The receipt says when all of them are published.
+    pub async fn submit(&self, samples: Vec<Sample>) -> Submitted {
         let mut batches: Vec<Vec<Sample>> = self.sinks.iter().map(|_| Vec::new()).collect();
         let mut wanted = vec![false; self.sinks.len()];
+        let mut unrouted = 0;
         for sample in samples {
             wanted.fill(false);
             for route in self
@@ -109,7 +160,7 @@ impl Pipeline {
             let targets: Vec<usize> = (0..wanted.len()).filter(|&i| wanted[i]).collect();
             let Some((&last, rest)) = targets.split_last() else {
                 tracing::debug!(meter = %sample.name, "no source selects this meter; not published");
-                delivery.unrouted += 1;
+                unrouted += 1;
                 continue;
             };
             for &sink in rest {
@@ -117,26 +168,61 @@ impl Pipeline {
             }
             batches[last].push(sample);
         }
-        let sends = self
-            .sinks
-            .iter()
-            .zip(&batches)
-            .filter(|(_, batch)| !batch.is_empty())
-            .map(|(sink, batch)| async move { (sink.publish(batch).await, batch.len()) });
-        for (accepted, n) in join_all(sends).await {
-            if accepted {
-                delivery.delivered += n
-            } else {
-                delivery.failed += n
+        let used = batches.iter().filter(|b| !b.is_empty()).count();
+        let routed = batches.iter().map(Vec::len).sum();
+        if used == 0 {
+            return Submitted {
+                receipt: Receipt::empty(),
+                routed,
+                unrouted,
+            };
+        }
+        let (ticket, receipt) = Ticket::new(used);
+        for (sink, batch) in self.sinks.iter().zip(batches) {
+            if !batch.is_empty() && sink.submit(batch, Arc::clone(&ticket)).await.is_err() {
+                tracing::warn!(sink = %sink.name, "pipeline closed; samples not accepted");
             }
         }
-        delivery
+        Submitted {
+            receipt,
+            routed,
+            unrouted,
+        }
     }
 
-    /// Makes everything accepted so far durable; returns how many publishers failed to.
-    pub async fn flush(&self) -> usize {
-        let flushes = self.sinks.iter().flat_map(|sink| {
-            sink.publishers.iter().map(move |p| async move {
+    /// Submits and waits until every sink published the samples (or the pipeline closed).
+    pub async fn publish(&self, samples: Vec<Sample>) -> Delivery {
+        let submitted = self.submit(samples).await;
+        let accepted = submitted.receipt.accepted().await;
+        Delivery {
+            delivered: if accepted { submitted.routed } else { 0 },
+            failed: if accepted { 0 } else { submitted.routed },
+            unrouted: submitted.unrouted,
+        }
+    }
+
+    /// Flushes every sink (transformers, batches), waits up to `grace` for publishers that
+    /// still refuse, then syncs the publishers. Returns how many publishers failed to sync.
+    pub async fn close(&self, grace: Duration) -> usize {
+        self.closing.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let abandon = self.abandon.clone();
+        let waiter = tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abandon.cancel();
+        });
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a sink task ended abnormally");
+            }
+        }
+        waiter.abort();
+        self.sync().await
+    }
+
+    async fn sync(&self) -> usize {
+        let flushes = self.sinks.iter().zip(&self.publishers).flat_map(|(sink, ps)| {
+            ps.iter().map(move |p| async move {
                 let result = p.flush().await;
                 if let Err(error) = &result {
                     tracing::error!(sink = %sink.name, publisher = %p.describe(), %error, "flush failed");
@@ -150,25 +236,11 @@ impl Pipeline {
             .filter(|failed| *failed)
             .count()
     }
-}
 
-impl SinkRuntime {
-    /// True when every publisher accepted the batch.
-    async fn publish(&self, batch: &[Sample]) -> bool {
-        let results = join_all(self.publishers.iter().map(|p| p.publish(batch))).await;
-        let mut accepted = true;
-        for (publisher, result) in self.publishers.iter().zip(results) {
-            if let Err(error) = result {
-                accepted = false;
-                tracing::error!(
-                    sink = %self.name,
-                    publisher = %publisher.describe(),
-                    samples = batch.len(),
-                    %error,
-                    "publisher refused a batch; its samples are lost for this publisher"
-                );
-            }
-        }
-        accepted
+    /// Per sink: its name, its counters and the samples it holds now.
+    pub fn sinks(&self) -> impl Iterator<Item = (&str, &SinkStats, usize)> {
+        self.sinks
+            .iter()
+            .map(|s| (s.name.as_str(), &*s.stats, s.held()))
     }
 }

@@ -45,7 +45,9 @@ fn a_valid_file_loads_with_sink_references_resolved() {
             .meters
             .matches("disk.device.read.requests")
     );
-    let PublisherSpec::File(local) = &config.sinks[1].publishers[0];
+    let PublisherSpec::File(local) = &config.sinks[1].publishers[0] else {
+        panic!("a file publisher: {:?}", config.sinks[1].publishers[0]);
+    };
     assert_eq!(local.path, Path::new("/etc/hb/data/samples.jsonl"));
 }
 
@@ -124,7 +126,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: memory://\nsecrets: x",
-        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, sources, sinks",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, sources, sinks",
     ),
     (
         "meters: [\"cpu\"]",
@@ -179,7 +181,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "file://data/samples.jsonl",
         "gnocchi://",
-        "/etc/hb/pipeline.yaml:16:18: sinks[1].publishers[0]: unknown publisher scheme `gnocchi` (available: file)",
+        "/etc/hb/pipeline.yaml:16:18: sinks[1].publishers[0]: unknown publisher scheme `gnocchi` (available: file, archive+file, s3, influxdb, influxdb+https, influxdb2, influxdb2+https)",
     ),
     (
         "transport: memory://",

@@ -328,6 +328,36 @@ async fn raw_redis(broker: &Broker, messages: &[Outgoing]) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// The collector's own CPU work on one core, without any broker: decode and verify every
+/// envelope, then write each sample as a JSON line (what the `file://` publisher does).
+/// Returns (decode seconds, encode seconds).
+fn collector_cpu(messages: &[Outgoing]) -> (f64, f64) {
+    let secret = Secret::new(SECRET);
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(messages.len() * PER);
+    for m in messages {
+        match Envelope::decode(&m.payload, Some(&secret))
+            .expect("decode")
+            .body
+        {
+            hb_sample::Body::Samples(s) => samples.extend(s),
+            _ => unreachable!("samples"),
+        }
+    }
+    let decode = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut buf = Vec::with_capacity(PER * 384);
+    for chunk in samples.chunks(PER * 100) {
+        buf.clear();
+        for s in chunk {
+            serde_json::to_writer(&mut buf, s).expect("encode");
+            buf.push(b'\n');
+        }
+        std::hint::black_box(&buf);
+    }
+    (decode, started.elapsed().as_secs_f64())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -362,6 +392,14 @@ fn main() {
     println!(
         "{n} envelopes of {PER} samples, {} bytes each on average",
         bytes / n
+    );
+    let (decode, encode) = collector_cpu(&messages);
+    let per_core = |s: f64| (n * PER) as f64 / s;
+    println!(
+        "collector CPU on one core: decode+verify {:.0} samples/s, JSON lines {:.0} samples/s, both {:.0} samples/s",
+        per_core(decode),
+        per_core(encode),
+        per_core(decode + encode)
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -47,6 +47,8 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 pub mod bus;
+pub mod influx;
 pub mod node;
 pub mod proxy;
+pub mod s3;
 pub mod scenarios;

@@ -19,6 +19,7 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     program: &'static str,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     runs: usize,
 }
@@ -35,6 +36,32 @@ fn write_config(dir: &Path, transport: &str, interval: u32) {
     std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline.yaml");
 }
 
+/// What the test agents poll: three compute pollsters.
+const AGENT_ARGS: [&str; 6] = [
+    "--polling-namespaces",
+    "compute",
+    "--pollster-list",
+    "cpu",
+    "memory",
+    "load",
+];
+
+fn agent_args() -> Vec<String> {
+    let namespaces = repo().join("namespaces").display().to_string();
+    AGENT_ARGS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--namespaces-dir".to_owned(), namespaces])
+        .collect()
+}
+
+fn custom_dir(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("secret"), SECRET).expect("secret");
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("pipeline.yaml");
+    dir
+}
+
 impl Node {
     /// An `hb-collector` consuming from `transport`.
     pub fn collector(transport: &str) -> Self {
@@ -47,22 +74,36 @@ impl Node {
     pub fn agent(transport: &str, interval: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         write_config(dir.path(), transport, interval);
-        let namespaces = repo().join("namespaces").display().to_string();
-        let args = [
-            "--polling-namespaces",
-            "compute",
-            "--pollster-list",
-            "cpu",
-            "memory",
-            "load",
-            "--namespaces-dir",
-            &namespaces,
-        ];
-        Self::spawn(
-            dir,
-            "hb-polling",
-            args.iter().map(|s| s.to_string()).collect(),
-        )
+        Self::spawn(dir, "hb-polling", agent_args())
+    }
+
+    /// An `hb-collector` with the given pipeline.yaml (file `secret` holds [`SECRET`]).
+    pub fn collector_with(yaml: &str) -> Self {
+        Self::spawn(custom_dir(yaml), "hb-collector", vec![])
+    }
+
+    /// [`collector_with`](Self::collector_with), with extra environment variables (such as
+    /// credentials a publisher reads).
+    pub fn collector_with_env(yaml: &str, env: &[(&str, &str)]) -> Self {
+        let mut node = Self {
+            dir: custom_dir(yaml),
+            program: "hb-collector",
+            args: vec![],
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            runs: 0,
+        };
+        node.start();
+        node
+    }
+
+    /// An agent of the three compute pollsters with the given pipeline.yaml (file `secret`
+    /// holds [`SECRET`]).
+    pub fn agent_with(yaml: &str) -> Self {
+        Self::spawn(custom_dir(yaml), "hb-polling", agent_args())
     }
 
     fn spawn(dir: tempfile::TempDir, program: &'static str, args: Vec<String>) -> Self {
@@ -70,6 +111,7 @@ impl Node {
             dir,
             program,
             args,
+            env: Vec::new(),
             child: None,
             runs: 0,
         };
@@ -90,6 +132,7 @@ impl Node {
             .env_remove("HB_TRANSPORT")
             .env_remove("HB_SECRET")
             .env("HB_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -12,6 +12,11 @@
 //!     publishers: ["file://data/samples.jsonl?max_bytes=10000000&backup_count=5"]
 //! ```
 //!
+//! Each sink may list `transformers` (applied in order, see [`crate::transform`]) and a
+//! `batch: {max_events, max_bytes, timeout, buffer_events}` (see [`crate::sink::BatchConfig`]).
+//! `dead_letter_dir` (default `dead-letter` beside this file) keeps what publishers refuse for
+//! good.
+//!
 //! With a bus transport, `secret_file` names a file holding the shared signing secret (or
 //! `HB_SECRET` gives it), and `spool: {dir, max_bytes}` bounds the agent's on-disk spool.
 //!
@@ -29,10 +34,12 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors, Origin};
 use hb_bus::Transport;
 use hb_sample::Secret;
-use raw::{At, RawConfig, RawSink, RawSource, RawSpool, position};
+use raw::{At, RawBatch, RawConfig, RawSink, RawSource, RawSpool, position};
 
 use crate::filter::MeterFilter;
 use crate::publisher::PublisherSpec;
+use crate::sink::BatchConfig;
+use crate::transform::{Transformer, TransformerConfig};
 
 /// Top-level settings that an environment variable may override: (variable, key).
 pub const ENV_OVERRIDES: &[(&str, &str)] =
@@ -56,6 +63,9 @@ pub struct Config {
     pub secret: Option<Secret>,
     /// Where the agent keeps envelopes the broker has not confirmed.
     pub spool: SpoolConfig,
+    /// Where sinks keep what publishers refused for good (default `dead-letter` beside the
+    /// configuration file); see [`crate::dead_letter`].
+    pub dead_letter_dir: PathBuf,
 }
 
 /// `spool:`: the agent's bounded on-disk buffer.
@@ -80,11 +90,15 @@ pub struct Source {
     pub sinks: Vec<usize>,
 }
 
-/// A sink: a named group of publishers.
+/// A sink: transformers applied in order, batching, and a group of publishers.
 #[derive(Debug, Clone)]
 pub struct Sink {
     /// Unique name.
     pub name: String,
+    /// Applied in order to every sample routed to the sink (validated).
+    pub transformers: Vec<TransformerConfig>,
+    /// When batches go to the publishers, and how much the sink may hold.
+    pub batch: BatchConfig,
     /// Where its samples are written.
     pub publishers: Vec<PublisherSpec>,
 }
@@ -135,6 +149,12 @@ impl Config {
         let sources = v.sources(&raw.sources, &sink_index);
         let secret = v.secret(raw.secret_file.as_ref(), &base, &env);
         let spool = v.spool(raw.spool.as_ref(), &base);
+        let dead_letter_dir = crate::publisher::resolve(
+            &base,
+            raw.dead_letter_dir
+                .as_ref()
+                .map_or("dead-letter", |d| d.value.as_str()),
+        );
         if !v.errors.is_empty() {
             v.errors.sort_by_key(|e| match e.origin {
                 Origin::File { position, .. } => position.unwrap_or_default(),
@@ -149,6 +169,7 @@ impl Config {
             sinks,
             secret,
             spool,
+            dead_letter_dir,
         })
     }
 }
@@ -305,10 +326,79 @@ impl Validator<'_> {
                     Err(e) => self.refuse(url, format!("{key}.publishers[{j}]"), e.to_string()),
                 }
             }
+            let transformers = self.transformers(sink, &key);
+            let batch = self.batch(sink.batch.as_ref(), &key);
             out.push(Sink {
                 name: sink.name.value.clone(),
+                transformers,
+                batch,
                 publishers,
             });
+        }
+        out
+    }
+
+    /// Each entry checked as the sink will build it, so that a bad one refuses start-up.
+    fn transformers(&mut self, sink: &RawSink, key: &str) -> Vec<TransformerConfig> {
+        let mut out = Vec::new();
+        let Some(list) = &sink.transformers else {
+            return out;
+        };
+        for (j, entry) in list.value.iter().enumerate() {
+            let key = format!("{key}.transformers[{j}]");
+            let config: TransformerConfig = match serde_json::from_value(entry.value.clone()) {
+                Ok(config) => config,
+                Err(e) => {
+                    let msg = format!("expected {{name, parameters}}: {e}");
+                    self.refuse(entry, key, msg);
+                    continue;
+                }
+            };
+            match Transformer::new(&config) {
+                Ok(_) => out.push(config),
+                Err(e) => self.refuse(entry, key, e.to_string()),
+            }
+        }
+        out
+    }
+
+    fn batch(&mut self, batch: Option<&At<RawBatch>>, key: &str) -> BatchConfig {
+        let mut out = BatchConfig::default();
+        let Some(batch) = batch else {
+            return out;
+        };
+        let b = &batch.value;
+        let whole = |v: &At<u64>| usize::try_from(v.value).unwrap_or(usize::MAX);
+        if let Some(v) = &b.max_events {
+            if v.value == 0 {
+                self.refuse(v, format!("{key}.batch.max_events"), "must be at least 1");
+            }
+            out.max_events = whole(v).max(1);
+            out.buffer_events = out.max_events.saturating_mul(4);
+        }
+        if let Some(v) = &b.max_bytes {
+            if v.value == 0 {
+                self.refuse(v, format!("{key}.batch.max_bytes"), "must be at least 1");
+            }
+            out.max_bytes = whole(v).max(1);
+        }
+        if let Some(v) = &b.timeout {
+            if v.value.is_finite() && v.value > 0.0 && v.value <= 3600.0 {
+                out.timeout = Duration::from_secs_f64(v.value);
+            } else {
+                let msg = "must be a number of seconds in (0, 3600]";
+                self.refuse(v, format!("{key}.batch.timeout"), msg);
+            }
+        }
+        if let Some(v) = &b.buffer_events {
+            if whole(v) < out.max_events {
+                let msg = format!(
+                    "must be at least max_events ({}): a sink must hold one full batch",
+                    out.max_events
+                );
+                self.refuse(v, format!("{key}.batch.buffer_events"), msg);
+            }
+            out.buffer_events = whole(v).max(out.max_events);
         }
         out
     }

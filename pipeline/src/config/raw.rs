@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub secret_file: Option<At<String>>,
     #[serde(default)]
     pub spool: Option<At<RawSpool>>,
+    #[serde(default)]
+    pub dead_letter_dir: Option<At<String>>,
     pub sources: At<Vec<RawSource>>,
     pub sinks: At<Vec<RawSink>>,
 }
@@ -33,7 +35,25 @@ pub struct RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
     pub name: At<String>,
+    #[serde(default)]
+    pub transformers: Option<At<Vec<At<serde_json::Value>>>>,
+    #[serde(default)]
+    pub batch: Option<At<RawBatch>>,
     pub publishers: At<Vec<At<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    #[serde(default)]
+    pub max_events: Option<At<u64>>,
+    #[serde(default)]
+    pub max_bytes: Option<At<u64>>,
+    /// Seconds, fractions allowed.
+    #[serde(default)]
+    pub timeout: Option<At<f64>>,
+    #[serde(default)]
+    pub buffer_events: Option<At<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -227,6 +227,7 @@ mod tests {
     fn spec(url: &str, base: &Path) -> Result<FileSpec, String> {
         match PublisherSpec::parse(url, base) {
             Ok(PublisherSpec::File(spec)) => Ok(spec),
+            Ok(other) => Err(format!("not a file publisher: {other:?}")),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -273,7 +274,7 @@ mod tests {
             ),
             (
                 "influx://h",
-                "unknown publisher scheme `influx` (available: file)",
+                "unknown publisher scheme `influx` (available: file, archive+file, s3, influxdb,",
             ),
             ("/var/lib/x", "`/var/lib/x` is not a publisher URL"),
         ];

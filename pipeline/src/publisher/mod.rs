@@ -3,26 +3,39 @@
 //! | URL | publisher |
 //! |---|---|
 //! | `file://PATH?max_bytes=N&backup_count=M` | [JSON lines file](file), rotated like a rotating log |
+//! | `archive+file:///DIR`, `s3://BUCKET/PREFIX?endpoint=&region=` | [archive](archive): time-partitioned, compressed JSON-lines objects |
+//! | `influxdb://HOST:PORT?db=hb`, `influxdb2://HOST:PORT?org=&bucket=` (and `+https`) | [InfluxDB](influx) v1 / v2 write API |
 //!
 //! A relative `PATH` (`file://data/samples.jsonl`) is resolved against the directory of the
 //! configuration file, so a configuration means the same thing from any working directory.
 
+pub mod archive;
 pub mod file;
+pub mod influx;
 
 use std::path::{Path, PathBuf};
 
 use hb_sample::Sample;
 
+pub use archive::ArchivePublisher;
 pub use file::FilePublisher;
+pub use influx::InfluxPublisher;
+
+use crate::dead_letter::Rejected;
 
 /// Schemes this build understands, for error messages.
-pub const AVAILABLE: &str = "file";
+pub const AVAILABLE: &str =
+    "file, archive+file, s3, influxdb, influxdb+https, influxdb2, influxdb2+https";
 
 /// A validated publisher URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublisherSpec {
     /// `file://`.
     File(file::FileSpec),
+    /// `archive+file://` and `s3://`.
+    Archive(archive::ArchiveSpec),
+    /// `influxdb://`, `influxdb2://` and their `+https` forms.
+    Influx(influx::InfluxSpec),
 }
 
 /// Why a publisher URL was refused.
@@ -78,6 +91,12 @@ impl PublisherSpec {
         }
         match scheme {
             "file" => file::FileSpec::parse(target, options, base).map(Self::File),
+            "archive+file" | "s3" => {
+                archive::ArchiveSpec::parse(scheme, target, options, base).map(Self::Archive)
+            }
+            "influxdb" | "influxdb+https" | "influxdb2" | "influxdb2+https" => {
+                influx::InfluxSpec::parse(scheme, target, options).map(Self::Influx)
+            }
             other => Err(PublisherUrlError::UnknownScheme(other.to_owned())),
         }
     }
@@ -112,13 +131,56 @@ pub enum PublishError {
     /// The blocking task that performs the I/O was lost.
     #[error("publisher task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The archive refused a batch.
+    #[error(transparent)]
+    Archive(Box<archive::ArchiveError>),
+    /// An InfluxDB write failed.
+    #[error(transparent)]
+    Influx(#[from] influx::InfluxError),
+    /// An InfluxDB publisher could not be built.
+    #[error(transparent)]
+    InfluxSetup(#[from] influx::InfluxSetupError),
+}
+
+impl From<archive::ArchiveError> for PublishError {
+    fn from(error: archive::ArchiveError) -> Self {
+        Self::Archive(Box::new(error))
+    }
+}
+
+impl PublishError {
+    /// The least time to wait before trying again, when the destination said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Influx(influx::InfluxError::Retryable { retry_after, .. }) => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// True when retrying the same batch can never succeed (the destination refuses its
+    /// content): the batch is dead-lettered instead of blocking the sink forever. Refused
+    /// credentials are not permanent: an operator fixes them and the batch goes through.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Influx(e) => matches!(e, influx::InfluxError::Permanent { .. }),
+            // A batch the store refuses for a reason other than the network or the server
+            // being away (a bucket that does not exist, access denied) is kept retrying too:
+            // an operator fixes those, and the archive must not lose the batch meanwhile.
+            _ => false,
+        }
+    }
 }
 
 /// A ready publisher.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a handful per process, never moved in hot paths
 pub enum Publisher {
     /// JSON lines file.
     File(FilePublisher),
+    /// Object-store archive.
+    Archive(ArchivePublisher),
+    /// InfluxDB.
+    Influx(InfluxPublisher),
 }
 
 impl Publisher {
@@ -126,13 +188,18 @@ impl Publisher {
     pub fn open(spec: &PublisherSpec) -> Result<Self, PublishError> {
         match spec {
             PublisherSpec::File(spec) => FilePublisher::open(spec).map(Self::File),
+            PublisherSpec::Archive(spec) => Ok(Self::Archive(ArchivePublisher::open(spec)?)),
+            PublisherSpec::Influx(spec) => Ok(Self::Influx(InfluxPublisher::open(spec)?)),
         }
     }
 
-    /// Hands a batch to the publisher; `Ok` means it accepted all of it.
-    pub async fn publish(&self, samples: &[Sample]) -> Result<(), PublishError> {
+    /// Hands a batch to the publisher; `Ok` means it took the batch, except the items listed,
+    /// which it refused for good (they go to the dead-letter directory).
+    pub async fn publish(&self, samples: &[Sample]) -> Result<Vec<Rejected>, PublishError> {
         match self {
-            Self::File(p) => p.publish(samples).await,
+            Self::File(p) => p.publish(samples).await.map(|()| Vec::new()),
+            Self::Archive(p) => Ok(p.publish(samples).await.map(|()| Vec::new())?),
+            Self::Influx(p) => Ok(p.publish(samples).await?),
         }
     }
 
@@ -140,6 +207,8 @@ impl Publisher {
     pub async fn flush(&self) -> Result<(), PublishError> {
         match self {
             Self::File(p) => p.flush().await,
+            Self::Archive(p) => Ok(p.flush().await?),
+            Self::Influx(_) => Ok(()),
         }
     }
 
@@ -147,6 +216,8 @@ impl Publisher {
     pub fn describe(&self) -> String {
         match self {
             Self::File(p) => format!("file://{}", p.path().display()),
+            Self::Archive(p) => p.describe(),
+            Self::Influx(p) => p.describe().to_owned(),
         }
     }
 }

@@ -1,0 +1,565 @@
+//! Samples as InfluxDB line protocol: one line per sample, written into a reused buffer.
+//!
+//! ```text
+//! disk.read.bytes,host=compute-1,project_id=p1,resource_id=vm-1\,vda,user_id=u1 value=42.0 1700000000000000000
+//! ```
+//!
+//! - **Measurement**: the meter name.
+//! - **Tags**, sorted by key (byte order, as InfluxDB recommends): `resource_id`; `project_id`
+//!   and `user_id` when set; `host` when the resource metadata has a `host` key; then each
+//!   metadata key listed in the URL's `tags=` that the sample has. Nothing else is written as a
+//!   tag, so the series count stays bounded. A metadata value that is a string is written as
+//!   is, a number or a boolean as JSON writes it (`3`, `2.5`, `true`); `null`, arrays and
+//!   objects are skipped, and so is any tag whose value is empty.
+//! - **Field**: `value=<volume>`, always a float (shortest round-trip form: `42.0`, `1e21`), so
+//!   the field's type never depends on the first value InfluxDB saw.
+//! - **Timestamp**: the sample's, in the URL's precision (nanoseconds by default; coarser
+//!   precisions round down).
+//!
+//! Escaping: the measurement escapes `,` and space; tag keys and values escape `,`, `=` and
+//! space. Line protocol has no way to write a newline inside a name, so `\n` and `\r` are
+//! written as (escaped) spaces; the sample is kept. Backslashes: see [`Backslash`].
+//!
+//! Refused samples (counted in [`Encoded::refused`], nothing written for them): a timestamp
+//! outside InfluxDB's range (years 1677 to 2262), a non-finite volume, a name that is empty
+//! once written.
+//!
+//! The encoder allocates nothing per sample: numbers go through `itoa`/`ryu` stack buffers
+//! and strings are copied into the output with their escapes.
+
+use hb_sample::Sample;
+use serde_json::Value;
+
+/// Timestamp precision of the written lines (the URL's `precision=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Nanoseconds (the default).
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    /// `ns`, `us`, `ms` or `s`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ns" => Some(Self::Ns),
+            "us" => Some(Self::Us),
+            "ms" => Some(Self::Ms),
+            "s" => Some(Self::S),
+            _ => None,
+        }
+    }
+
+    /// The spelling of the URL option and of the v2 API (`ns`, `us`, `ms`, `s`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ns => "ns",
+            Self::Us => "us",
+            Self::Ms => "ms",
+            Self::S => "s",
+        }
+    }
+
+    /// The spelling of the v1 API (`n`, `u`, `ms`, `s`): InfluxDB 1.x treats a spelling it
+    /// does not know as nanoseconds without an error, so `us` must not be sent there.
+    pub fn v1(self) -> &'static str {
+        match self {
+            Self::Ns => "n",
+            Self::Us => "u",
+            Self::Ms => "ms",
+            Self::S => "s",
+        }
+    }
+
+    fn nanos(self) -> i64 {
+        match self {
+            Self::Ns => 1,
+            Self::Us => 1_000,
+            Self::Ms => 1_000_000,
+            Self::S => 1_000_000_000,
+        }
+    }
+}
+
+/// How a backslash in a measurement, tag key or tag value is written (the URL's `backslash=`).
+///
+/// The parsers disagree. InfluxDB (1.x, and 2.x, which shares its parser) only unescapes
+/// `\,`, `\ ` and `\=`: every other backslash is literal, and `\\` stays two backslashes.
+/// VictoriaMetrics also unescapes `\\` to `\`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backslash {
+    /// Written as is: right for InfluxDB (the default). A name or tag that *ends* in
+    /// backslashes cannot be written there (the backslash would escape the delimiter after
+    /// it), so trailing backslashes are dropped. Known InfluxDB 1.x limitation, not ours to
+    /// fix: a measurement with a backslash just before `,`, space, `=` or `"` is accepted but
+    /// stored under a different name.
+    #[default]
+    Literal,
+    /// Written as `\\`: right for VictoriaMetrics, where every backslash then round-trips.
+    Escape,
+}
+
+/// Why a sample was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The timestamp is outside what InfluxDB stores (1677-09-21 to 2262-04-11).
+    TimestampOutOfRange,
+    /// NaN or an infinity (line protocol has no spelling for them).
+    NonFiniteVolume,
+    /// The meter name is empty once written (e.g. only backslashes).
+    EmptyName,
+}
+
+impl RefuseReason {
+    /// A stable label for counters (`timestamp_out_of_range`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TimestampOutOfRange => "timestamp_out_of_range",
+            Self::NonFiniteVolume => "non_finite_volume",
+            Self::EmptyName => "empty_name",
+        }
+    }
+}
+
+impl std::fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TimestampOutOfRange => "timestamp outside InfluxDB's range (1677 to 2262)",
+            Self::NonFiniteVolume => "volume is NaN or infinite",
+            Self::EmptyName => "meter name is empty once written",
+        })
+    }
+}
+
+/// A sample that was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Its index in the encoded slice.
+    pub index: usize,
+    /// Why.
+    pub reason: RefuseReason,
+}
+
+/// What one [`Encoder::encode`] call wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// Lines appended (one per sample not refused), each ending in `\n`.
+    pub lines: usize,
+    /// Samples not written, in order; empty (and unallocated) in the usual case.
+    pub refused: Vec<Refused>,
+}
+
+/// Where a tag's value comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    ResourceId,
+    ProjectId,
+    UserId,
+    Metadata(String),
+}
+
+#[derive(Debug, Clone)]
+struct Tag {
+    /// `,key=` already escaped.
+    prefix: Vec<u8>,
+    source: Source,
+}
+
+/// A line-protocol encoder for one tag configuration; build once, use for every batch.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    tags: Vec<Tag>,
+    precision: Precision,
+    backslash: Backslash,
+}
+
+impl Encoder {
+    /// `tags`: metadata keys written as extra tags (beside the fixed ones, which win on a
+    /// name clash).
+    pub fn new(tags: &[String], precision: Precision, backslash: Backslash) -> Self {
+        let mut keyed: Vec<(String, Source)> = vec![
+            ("resource_id".to_owned(), Source::ResourceId),
+            ("project_id".to_owned(), Source::ProjectId),
+            ("user_id".to_owned(), Source::UserId),
+            ("host".to_owned(), Source::Metadata("host".to_owned())),
+        ];
+        for key in tags {
+            if !keyed.iter().any(|(k, _)| k == key) {
+                keyed.push((key.clone(), Source::Metadata(key.clone())));
+            }
+        }
+        keyed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let tags = keyed
+            .into_iter()
+            .filter_map(|(key, source)| {
+                let key = trimmed(&key, backslash);
+                if key.is_empty() {
+                    return None;
+                }
+                let mut prefix = vec![b','];
+                escape(&mut prefix, key.as_bytes(), true, backslash);
+                prefix.push(b'=');
+                Some(Tag { prefix, source })
+            })
+            .collect();
+        Self {
+            tags,
+            precision,
+            backslash,
+        }
+    }
+
+    /// Appends one line per sample to `out` (which is not cleared).
+    pub fn encode(&self, samples: &[Sample], out: &mut Vec<u8>) -> Encoded {
+        let mut encoded = Encoded::default();
+        let mut number = NumberBuffers::default();
+        for (index, sample) in samples.iter().enumerate() {
+            match self.line(sample, out, &mut number) {
+                Ok(()) => encoded.lines += 1,
+                Err(reason) => encoded.refused.push(Refused { index, reason }),
+            }
+        }
+        encoded
+    }
+
+    fn line(
+        &self,
+        sample: &Sample,
+        out: &mut Vec<u8>,
+        number: &mut NumberBuffers,
+    ) -> Result<(), RefuseReason> {
+        let Some(nanos) = sample.timestamp.timestamp_nanos_opt() else {
+            return Err(RefuseReason::TimestampOutOfRange);
+        };
+        let volume = sample.volume();
+        if !volume.is_finite() {
+            return Err(RefuseReason::NonFiniteVolume);
+        }
+        let start = out.len();
+        let name = trimmed(&sample.name, self.backslash);
+        if name.is_empty() {
+            return Err(RefuseReason::EmptyName);
+        }
+        escape(out, name.as_bytes(), false, self.backslash);
+        for tag in &self.tags {
+            let value: &str = match &tag.source {
+                Source::ResourceId => &sample.resource_id,
+                Source::ProjectId => sample.project_id.as_deref().unwrap_or(""),
+                Source::UserId => sample.user_id.as_deref().unwrap_or(""),
+                Source::Metadata(key) => match sample.resource_metadata.get(key) {
+                    Some(Value::String(s)) => s,
+                    Some(Value::Number(n)) => number.format(n),
+                    Some(Value::Bool(true)) => "true",
+                    Some(Value::Bool(false)) => "false",
+                    _ => "",
+                },
+            };
+            let value = trimmed(value, self.backslash);
+            if value.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(&tag.prefix);
+            escape(out, value.as_bytes(), true, self.backslash);
+        }
+        out.extend_from_slice(b" value=");
+        out.extend_from_slice(number.float.format_finite(volume).as_bytes());
+        out.push(b' ');
+        let ts = nanos.div_euclid(self.precision.nanos());
+        out.extend_from_slice(number.int.format(ts).as_bytes());
+        out.push(b'\n');
+        debug_assert!(out.len() > start);
+        Ok(())
+    }
+}
+
+/// Encodes `samples` with nanosecond timestamps and literal backslashes (InfluxDB's rules);
+/// `tags` are the metadata keys written as extra tags. See [`Encoder`] for other settings.
+pub fn encode(samples: &[Sample], tags: &[String], out: &mut Vec<u8>) -> Encoded {
+    Encoder::new(tags, Precision::Ns, Backslash::Literal).encode(samples, out)
+}
+
+#[derive(Default)]
+struct NumberBuffers {
+    int: itoa::Buffer,
+    float: ryu::Buffer,
+    tag_int: itoa::Buffer,
+    tag_float: ryu::Buffer,
+}
+
+impl NumberBuffers {
+    /// A JSON number as JSON writes it (integers without a decimal point).
+    fn format(&mut self, n: &serde_json::Number) -> &str {
+        if let Some(i) = n.as_i64() {
+            self.tag_int.format(i)
+        } else if let Some(u) = n.as_u64() {
+            self.tag_int.format(u)
+        } else {
+            match n.as_f64() {
+                Some(f) if f.is_finite() => self.tag_float.format_finite(f),
+                _ => "",
+            }
+        }
+    }
+}
+
+/// In literal mode, without trailing backslashes (they cannot be written).
+fn trimmed(s: &str, backslash: Backslash) -> &str {
+    match backslash {
+        Backslash::Literal => s.trim_end_matches('\\'),
+        Backslash::Escape => s,
+    }
+}
+
+/// Bytes that need work in a measurement (bit 0), a tag key or value (bit 1), in escape mode
+/// (bit 2): `,` space `\n` `\r` everywhere, `=` in tags, `\` in escape mode.
+const SPECIAL: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b',' as usize] = 0b111;
+    table[b' ' as usize] = 0b111;
+    table[b'\n' as usize] = 0b111;
+    table[b'\r' as usize] = 0b111;
+    table[b'=' as usize] = 0b010;
+    table[b'\\' as usize] = 0b100;
+    table
+};
+
+/// Appends `s` escaped: `,` and space always, `=` when `eq`, `\` in escape mode; newlines and
+/// carriage returns become escaped spaces.
+fn escape(out: &mut Vec<u8>, s: &[u8], eq: bool, backslash: Backslash) {
+    let position = if eq { 0b010 } else { 0b001 };
+    let mask = position
+        | if backslash == Backslash::Escape {
+            0b100
+        } else {
+            0
+        };
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if SPECIAL[usize::from(b)] & mask == 0 {
+            continue;
+        }
+        let replacement: &[u8] = match b {
+            b',' => b"\\,",
+            b'=' => b"\\=",
+            b'\\' => b"\\\\",
+            _ => b"\\ ",
+        };
+        out.extend_from_slice(&s[start..i]);
+        out.extend_from_slice(replacement);
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use hb_sample::SampleType;
+    use serde_json::json;
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap()
+    }
+
+    fn sample(name: &str, volume: f64, resource: &str) -> Sample {
+        Sample::new(name, SampleType::Gauge, "B", volume, resource, at()).unwrap()
+    }
+
+    fn text(encoder: &Encoder, samples: &[Sample]) -> (String, Encoded) {
+        let mut out = Vec::new();
+        let encoded = encoder.encode(samples, &mut out);
+        (String::from_utf8(out).unwrap(), encoded)
+    }
+
+    fn default_text(samples: &[Sample], tags: &[&str]) -> String {
+        let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+        let mut out = Vec::new();
+        let encoded = encode(samples, &tags, &mut out);
+        assert_eq!(encoded.lines, samples.len());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_plain_sample() {
+        assert_eq!(
+            default_text(&[sample("cpu.util", 12.5, "host-a")], &[]),
+            "cpu.util,resource_id=host-a value=12.5 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn all_tags_sorted_with_metadata() {
+        let mut s = sample("disk.read.bytes", 42.0, "vm-1/vda");
+        s.project_id = Some("p1".into());
+        s.user_id = Some("u1".into());
+        s.resource_metadata = json!({
+            "host": "compute-1", "flavor": "m1.small", "vcpus": 2, "ratio": 0.5,
+            "ephemeral": false, "image": null, "list": [1], "az": "", "ignored": "x"
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let tags = [
+            "vcpus",
+            "flavor",
+            "ratio",
+            "ephemeral",
+            "image",
+            "list",
+            "az",
+            "zz",
+        ];
+        assert_eq!(
+            default_text(&[s], &tags),
+            "disk.read.bytes,ephemeral=false,flavor=m1.small,host=compute-1,project_id=p1,\
+             ratio=0.5,resource_id=vm-1/vda,user_id=u1,vcpus=2 value=42.0 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn empty_owner_and_resource_are_omitted() {
+        let mut s = sample("m", 1.0, "");
+        s.project_id = Some(String::new());
+        assert_eq!(default_text(&[s], &[]), "m value=1.0 1700000000123456789\n");
+    }
+
+    #[test]
+    fn values_are_always_floats() {
+        let lines = default_text(
+            &[
+                sample("m", 1.0, "r"),
+                sample("m", -0.0, "r"),
+                sample("m", 1e21, "r"),
+                sample("m", 1.5e-7, "r"),
+                sample("m", 123456789.0, "r"),
+            ],
+            &[],
+        );
+        let values: Vec<&str> = lines
+            .lines()
+            .map(|l| l.split(' ').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "value=1.0",
+                "value=-0.0",
+                "value=1e21",
+                "value=1.5e-7",
+                "value=123456789.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn escaping_in_every_position() {
+        let mut s = sample("a b,c=d\"e\\f", 1.0, "r ,=\"\\x");
+        s.resource_metadata = json!({"k ,=\\y": "v ,=\"\\z"}).as_object().unwrap().clone();
+        assert_eq!(
+            default_text(&[s], &["k ,=\\y"]),
+            "a\\ b\\,c=d\"e\\f,k\\ \\,\\=\\y=v\\ \\,\\=\"\\z,resource_id=r\\ \\,\\=\"\\x \
+             value=1.0 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn escape_mode_doubles_backslashes() {
+        let encoder = Encoder::new(&["k\\".into()], Precision::Ns, Backslash::Escape);
+        let mut s = sample("a\\", 1.0, "\\r\\");
+        s.resource_metadata = json!({"k\\": "\\"}).as_object().unwrap().clone();
+        assert_eq!(
+            text(&encoder, &[s]).0,
+            "a\\\\,k\\\\=\\\\,resource_id=\\\\r\\\\ value=1.0 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn trailing_backslashes_are_dropped_in_literal_mode() {
+        let mut s = sample("m\\\\", 1.0, "C:\\dir\\");
+        s.resource_metadata = json!({"only": "\\\\", "k\\": "v"})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            default_text(&[s], &["only", "k\\"]),
+            "m,k=v,resource_id=C:\\dir value=1.0 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn newlines_become_spaces() {
+        let s = sample("a\nb", 1.0, "x\r\ny");
+        assert_eq!(
+            default_text(&[s], &[]),
+            "a\\ b,resource_id=x\\ \\ y value=1.0 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn precision_rounds_down() {
+        let before_epoch = Utc.timestamp_opt(-2, 500_000_000).unwrap();
+        let mut early = sample("m", 1.0, "r");
+        early.timestamp = before_epoch;
+        for (precision, want) in [
+            (Precision::Ns, ["1700000000123456789", "-1500000000"]),
+            (Precision::Us, ["1700000000123456", "-1500000"]),
+            (Precision::Ms, ["1700000000123", "-1500"]),
+            (Precision::S, ["1700000000", "-2"]),
+        ] {
+            let encoder = Encoder::new(&[], precision, Backslash::Literal);
+            let (lines, _) = text(&encoder, &[sample("m", 1.0, "r"), early.clone()]);
+            let got: Vec<&str> = lines
+                .lines()
+                .map(|l| l.rsplit(' ').next().unwrap())
+                .collect();
+            assert_eq!(got, want, "{precision:?}");
+        }
+    }
+
+    #[test]
+    fn unrepresentable_samples_are_refused_and_counted() {
+        let mut far = sample("m", 1.0, "r");
+        far.timestamp = Utc.with_ymd_and_hms(2300, 1, 1, 0, 0, 0).unwrap();
+        let mut empty = sample("x", 1.0, "r");
+        empty.name = "\\".into();
+        let samples = [sample("a", 1.0, "r"), far, empty, sample("b", 2.0, "r")];
+        let (lines, encoded) = text(
+            &Encoder::new(&[], Precision::Ns, Backslash::Literal),
+            &samples,
+        );
+        assert_eq!(
+            lines,
+            "a,resource_id=r value=1.0 1700000000123456789\n\
+             b,resource_id=r value=2.0 1700000000123456789\n"
+        );
+        assert_eq!(encoded.lines, 2);
+        assert_eq!(
+            encoded.refused,
+            [
+                Refused {
+                    index: 1,
+                    reason: RefuseReason::TimestampOutOfRange
+                },
+                Refused {
+                    index: 2,
+                    reason: RefuseReason::EmptyName
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let mut out = b"x\n".to_vec();
+        encode(&[sample("m", 1.0, "r")], &[], &mut out);
+        assert!(out.starts_with(b"x\nm,"));
+    }
+}

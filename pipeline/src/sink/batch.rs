@@ -1,0 +1,53 @@
+//! Batching settings of a sink (Vector's `batch` and `buffer`) and the size estimate they use.
+
+use std::time::Duration;
+
+use hb_sample::Sample;
+
+/// When a sink hands its accumulated samples to its publishers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchConfig {
+    /// Flush once this many samples are waiting (default 5000).
+    pub max_events: usize,
+    /// Flush once the waiting samples' estimated encoded size reaches this (default 10 MB).
+    pub max_bytes: usize,
+    /// Flush this long after the first sample of a batch arrived (default 1 s).
+    pub timeout: Duration,
+    /// Samples a sink may hold (waiting or being published) before submitters wait: the bound
+    /// that turns a failing sink into backpressure instead of loss (default 4 × max_events).
+    pub buffer_events: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 5000,
+            max_bytes: 10_000_000,
+            timeout: Duration::from_secs(1),
+            buffer_events: 20_000,
+        }
+    }
+}
+
+/// Roughly the bytes a sample takes once encoded (JSON line or line protocol): its strings
+/// plus a fixed allowance for the id, numbers and punctuation. Cheap, never exact.
+pub(crate) fn estimated_size(sample: &Sample) -> usize {
+    let metadata: usize = sample
+        .resource_metadata
+        .iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    serde_json::Value::String(s) => s.len() + 4,
+                    _ => 12,
+                }
+        })
+        .sum();
+    160 + sample.name.len()
+        + sample.unit.len()
+        + sample.resource_id.len()
+        + sample.project_id.as_ref().map_or(0, String::len)
+        + sample.user_id.as_ref().map_or(0, String::len)
+        + sample.source.len()
+        + metadata
+}

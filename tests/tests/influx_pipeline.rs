@@ -1,0 +1,223 @@
+//! The collector into real InfluxDB 1.x and VictoriaMetrics: a real agent's samples arrive
+//! exactly (values, times, series), `cpu.util` is derived, and an InfluxDB outage under load
+//! loses nothing (the sink retries, the collector stops consuming, the bus keeps the rest).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use hb_bus::{Outgoing, Transport};
+use hb_sample::{Envelope, Sample, SampleType, Secret};
+use hb_tests::bus::{Broker, Kind};
+use hb_tests::influx::{Influxd, VictoriaMetrics, series};
+use hb_tests::node::{Node, SECRET, send, sum, wait_until};
+
+fn unique(what: &str) -> String {
+    format!(
+        "{what}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// (measurement, resource_id, time ns, value) of every point in `db`.
+fn points(influx: &Influxd, db: &str) -> BTreeSet<(String, String, i64, String)> {
+    let result = influx.query(db, "SELECT \"value\", \"resource_id\" FROM /.*/");
+    series(&result)
+        .into_iter()
+        .flat_map(|s| {
+            let name = s.name.clone();
+            s.rows.into_iter().map(move |row| {
+                (
+                    name.clone(),
+                    row["resource_id"].as_str().unwrap_or_default().to_owned(),
+                    row["time"].as_i64().expect("ns time"),
+                    format!("{}", row["value"].as_f64().expect("value")),
+                )
+            })
+        })
+        .collect()
+}
+
+fn key(s: &Sample) -> (String, String, i64, String) {
+    (
+        s.name.clone(),
+        s.resource_id.clone(),
+        s.timestamp.timestamp_nanos_opt().expect("ns"),
+        format!("{}", s.volume()),
+    )
+}
+
+#[test]
+fn agent_to_influxdb_and_victoriametrics_through_the_collector() {
+    let influx = Influxd::launch();
+    let victoria = VictoriaMetrics::launch();
+    let db = unique("hb");
+    influx.create_database(&db);
+    let broker = Broker::start(Kind::Redis);
+    let url = broker.direct("");
+    let influx_url = format!("influxdb://{}?db={db}", influx.host_port());
+    let victoria_url = format!(
+        "influxdb2://{}?org=hb&bucket=hb&token_env=&backslash=escape",
+        victoria.host_port()
+    );
+    let collector = format!(
+        "transport: \"{url}\"\nsecret_file: secret\n\
+         sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [raw]}}\n\
+         \x20 - {{name: cpu, interval: 10, meters: [\"cpu\"], sinks: [util]}}\n\
+         sinks:\n\
+         \x20 - name: raw\n    batch: {{timeout: 0.2}}\n    publishers: [\"{influx_url}\", \"{victoria_url}\", \"file://samples.jsonl\"]\n\
+         \x20 - name: util\n    batch: {{timeout: 0.2}}\n    transformers:\n\
+         \x20     - name: rate_of_change\n        parameters:\n\
+         \x20         target: {{name: cpu.util, unit: \"%\", type: gauge, scale: \"100 / (1e9 * (resource_metadata.cpu_number or 1))\", max: 100}}\n\
+         \x20   publishers: [\"{influx_url}\"]\n"
+    );
+    let mut collector = Node::collector_with(&collector);
+    let agent_yaml = format!(
+        "transport: \"{url}\"\nsecret_file: secret\n\
+         sources:\n  - {{name: all, interval: 1, meters: [\"*\"], sinks: [out]}}\n\
+         sinks:\n  - {{name: out, publishers: [\"file://unused.jsonl\"]}}\n"
+    );
+    let mut agent = Node::agent_with(&agent_yaml);
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(agent.term().success(), "{}", agent.log());
+    let polled = sum(&agent.log(), "cycle done", "samples") as usize;
+    let arrived = wait_until(Duration::from_secs(30), || collector.lines() >= polled);
+    assert!(collector.term().success(), "{}", collector.log());
+    assert!(
+        arrived,
+        "{} of {polled} arrived:\n{}",
+        collector.lines(),
+        collector.log()
+    );
+    let (sent, _) = collector.samples();
+    let expected: BTreeSet<_> = sent.iter().map(key).collect();
+    let stored = points(&influx, &db);
+    let util: Vec<_> = stored
+        .iter()
+        .filter(|p| p.0 == "cpu.util")
+        .cloned()
+        .collect();
+    let raw: BTreeSet<_> = stored.into_iter().filter(|p| p.0 != "cpu.util").collect();
+    println!(
+        "influxdb: agent polled {polled}, collector file {}, influxdb raw points {}, cpu.util points {}",
+        sent.len(),
+        raw.len(),
+        util.len()
+    );
+    assert_eq!(raw, expected, "InfluxDB holds exactly what was sent");
+    assert!(
+        util.len() >= 3,
+        "cpu.util derived once per cycle after the first: {util:?}"
+    );
+    for (_, _, _, value) in &util {
+        let v: f64 = value.parse().expect("number");
+        assert!((0.0..=100.0).contains(&v), "cpu.util {v} out of [0, 100]");
+    }
+    // VictoriaMetrics names a field `<measurement>_<field>`; count every raw point.
+    let exported = victoria.export_at_least("{__name__=~\".+_value\"}", 3);
+    let vm_points: usize = exported
+        .iter()
+        .map(|s| s["timestamps"].as_array().map_or(0, Vec::len))
+        .sum();
+    println!(
+        "victoriametrics: {vm_points} points in {} series",
+        exported.len()
+    );
+    assert_eq!(
+        vm_points,
+        expected.len(),
+        "the v2 write path lands the same points"
+    );
+}
+
+/// Envelopes of `per` samples, one series per sample, signed.
+fn envelopes(wave: usize, count: usize, per: usize) -> Vec<Outgoing> {
+    let secret = Secret::new(SECRET);
+    let at = chrono::Utc::now();
+    (0..count)
+        .map(|e| {
+            let samples = (0..per)
+                .map(|i| {
+                    let resource = format!("w{wave}-e{e}-s{i}");
+                    Sample::new("load.test", SampleType::Gauge, "1", i as f64, resource, at)
+                        .expect("sample")
+                })
+                .collect();
+            let producer = hb_sample::Producer {
+                host: "load".into(),
+                agent_id: "load/test".into(),
+                namespaces: vec!["test".into()],
+            };
+            let payload = Envelope::samples(producer, (wave * count + e) as u64, samples)
+                .encode(Some(&secret))
+                .expect("encode");
+            Outgoing::samples("test", "load", payload)
+        })
+        .collect()
+}
+
+fn count(influx: &Influxd, db: &str) -> u64 {
+    influx
+        .rows(db, "SELECT count(\"value\") FROM \"load.test\"")
+        .first()
+        .and_then(|r| r["count"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn influxdb_down_for_15s_under_load_loses_nothing() {
+    const WAVES: usize = 25;
+    const PER_WAVE: usize = 20;
+    const PER: usize = 100;
+    let mut influx = Influxd::launch();
+    let db = unique("hb");
+    influx.create_database(&db);
+    let broker = Broker::start(Kind::Redis);
+    let url = broker.direct("prefetch=50");
+    let yaml = format!(
+        "transport: \"{url}\"\nsecret_file: secret\n\
+         sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [influx]}}\n\
+         sinks:\n  - {{name: influx, batch: {{max_events: 2000, buffer_events: 8000, timeout: 0.2}}, \
+         publishers: [\"influxdb://{}?db={db}&timeout_ms=2000\"]}}\n",
+        influx.host_port()
+    );
+    let mut collector = Node::collector_with(&yaml);
+    let transport = Transport::parse(&url).expect("url");
+    let started = Instant::now();
+    for wave in 0..WAVES {
+        send(&transport, &envelopes(wave, PER_WAVE, PER));
+        if wave == 5 {
+            influx.stop();
+            println!(
+                "influxdb stopped after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if wave == 20 {
+            influx.start();
+            println!(
+                "influxdb back after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        std::thread::sleep(if (5..20).contains(&wave) {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(200)
+        });
+    }
+    let total = (WAVES * PER_WAVE * PER) as u64;
+    let done = wait_until(Duration::from_secs(90), || count(&influx, &db) >= total);
+    assert!(collector.term().success(), "{}", collector.log());
+    let stored = count(&influx, &db);
+    let log = collector.log();
+    let retried = log
+        .matches("publisher refused a batch; retrying it")
+        .count();
+    println!(
+        "influxdb outage: sent {total} samples, stored {stored}, retry warnings {retried}, took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(done, "only {stored} of {total} stored:\n{log}");
+    assert_eq!(stored, total);
+    assert!(retried > 0, "the outage was seen:\n{log}");
+}
