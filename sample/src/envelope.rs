@@ -252,40 +252,75 @@ fn verify_as_sent(secret: &Secret, bytes: &[u8]) -> bool {
     mac.verify_slice(&signature).is_ok()
 }
 
-/// The members of an envelope in the order they may come, with the payload kept raw until the
-/// kind says what it holds (no buffering of the whole document).
-#[derive(Deserialize)]
-struct Wire<'a> {
-    version: u32,
-    producer: Producer,
-    seq: u64,
-    #[serde(with = "crate::timestamp")]
-    sent_at: DateTime<Utc>,
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    payload: &'a serde_json::value::RawValue,
+impl Envelope {
+    /// Parses an envelope of this version in one pass, without an intermediate document;
+    /// `None` when the bytes need the general path (another version, another shape, `payload`
+    /// before `kind`, an error to explain). Canonical bytes have their members in key order,
+    /// so `kind` comes before `payload` and the payload is decoded straight into its type.
+    fn from_wire(bytes: &[u8]) -> Option<Self> {
+        let envelope = serde_json::from_slice::<Wire>(bytes).ok()?.0;
+        (envelope.version == ENVELOPE_VERSION).then_some(envelope)
+    }
 }
 
-impl Envelope {
-    /// Parses an envelope of this version without an intermediate document; `None` when the
-    /// bytes need the general path (another version, another shape, an error to explain).
-    fn from_wire(bytes: &[u8]) -> Option<Self> {
-        let wire: Wire<'_> = serde_json::from_slice(bytes).ok()?;
-        if wire.version != ENVELOPE_VERSION {
-            return None;
+/// An envelope read member by member (see [`Envelope::from_wire`]).
+struct Wire(Envelope);
+
+impl<'de> Deserialize<'de> for Wire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(WireVisitor)
+    }
+}
+
+struct WireVisitor;
+
+/// A timestamp member, parsed with hb's helper.
+struct Stamp(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Stamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::timestamp::deserialize(d).map(Stamp)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for WireVisitor {
+    type Value = Wire;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an envelope object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Wire, A::Error> {
+        use serde::de::Error;
+        let (mut version, mut producer, mut seq, mut sent_at) = (None, None, None, None);
+        let (mut kind, mut body): (Option<std::borrow::Cow<'de, str>>, _) = (None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "version" => version = Some(map.next_value::<u32>()?),
+                "producer" => producer = Some(map.next_value::<Producer>()?),
+                "seq" => seq = Some(map.next_value::<u64>()?),
+                "sent_at" => sent_at = Some(map.next_value::<Stamp>()?.0),
+                "kind" => kind = Some(map.next_value()?),
+                "payload" => {
+                    body = Some(match kind.as_deref() {
+                        Some("samples") => Body::Samples(map.next_value()?),
+                        Some("heartbeat") => Body::Heartbeat(map.next_value()?),
+                        _ => return Err(A::Error::custom("payload before a known kind")),
+                    })
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
         }
-        let body = match &*wire.kind {
-            "samples" => Body::Samples(serde_json::from_str(wire.payload.get()).ok()?),
-            "heartbeat" => Body::Heartbeat(serde_json::from_str(wire.payload.get()).ok()?),
-            _ => return None,
-        };
-        Some(Self {
-            version: wire.version,
-            producer: wire.producer,
-            seq: wire.seq,
-            sent_at: wire.sent_at,
-            body,
-        })
+        let missing = |name| A::Error::missing_field(name);
+        Ok(Wire(Envelope {
+            version: version.ok_or_else(|| missing("version"))?,
+            producer: producer.ok_or_else(|| missing("producer"))?,
+            seq: seq.ok_or_else(|| missing("seq"))?,
+            sent_at: sent_at.ok_or_else(|| missing("sent_at"))?,
+            body: body.ok_or_else(|| missing("payload"))?,
+        }))
     }
 }
 
@@ -303,4 +338,45 @@ fn verify(secret: &Secret, bytes: &[u8], signature_hex: &str) -> Result<(), Enve
     mac.update(bytes);
     mac.verify_slice(&signature)
         .map_err(|_| EnvelopeError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        let at = crate::timestamp::parse("2026-11-22T10:00:00Z").expect("time");
+        let sample =
+            Sample::new("cpu", crate::SampleType::Cumulative, "ns", 1e9, "h", at).expect("sample");
+        let producer = Producer {
+            host: "h".into(),
+            agent_id: "h/compute".into(),
+            namespaces: vec!["compute".into()],
+        };
+        Envelope::samples(producer, 7, vec![sample])
+    }
+
+    #[test]
+    fn canonical_bytes_take_the_one_pass_path() {
+        let original = envelope();
+        let bytes = original.encode(Some(&Secret::new("s"))).expect("encode");
+        assert_eq!(Envelope::from_wire(&bytes), Some(original));
+    }
+
+    #[test]
+    fn other_member_orders_take_the_general_path() {
+        let original = envelope();
+        let mut value = serde_json::to_value(&original).expect("value");
+        let payload = value["payload"].take();
+        let mut text = serde_json::to_string(&value).expect("text");
+        // `payload` first, then everything else: valid, but not what hb writes.
+        text = format!(
+            "{{\"payload\":{},{}",
+            payload,
+            &text[1..].replace("\"payload\":null,", "")
+        );
+        let bytes = text.into_bytes();
+        assert_eq!(Envelope::from_wire(&bytes), None);
+        assert_eq!(Envelope::decode(&bytes, None).expect("decode"), original);
+    }
 }

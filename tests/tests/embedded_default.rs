@@ -100,4 +100,46 @@ fn the_readme_command_writes_samples_of_both_namespaces_for_25_seconds() {
         (19_500..=20_500).contains(&span.num_milliseconds()),
         "cycles 10 s apart: {timestamps:?}"
     );
+
+    // Rates: cpu.util (%) and byte rates from the second cycle on.
+    let rates: Vec<Sample> = std::fs::read_to_string(dir.path().join("data/rates.jsonl"))
+        .expect("data/rates.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a sample per line"))
+        .collect();
+    let util: Vec<f64> = rates
+        .iter()
+        .filter(|s| s.name == "cpu.util")
+        .map(Sample::volume)
+        .collect();
+    assert_eq!(util.len(), 2, "cpu.util after the first cycle: {rates:?}");
+    assert!(util.iter().all(|v| (0.0..=100.0).contains(v)), "{util:?}");
+    assert!(
+        rates
+            .iter()
+            .any(|s| s.name == "network.incoming.bytes.rate" && s.unit == "B/s"),
+        "{rates:?}"
+    );
+
+    // The archive holds the same samples, flushed at shutdown.
+    let url = format!(
+        "archive+file://{}",
+        dir.path().join("data/archive").display()
+    );
+    let Ok(hb_pipeline::publisher::PublisherSpec::Archive(spec)) =
+        hb_pipeline::publisher::PublisherSpec::parse(&url, dir.path())
+    else {
+        panic!("archive url {url}");
+    };
+    let (from, to) = (
+        *timestamps.first().expect("t") - chrono::Duration::hours(1),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    );
+    let read = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(hb_pipeline::publisher::archive::read_range(&spec, from, to))
+        .expect("archive");
+    let ids = |s: &[Sample]| s.iter().map(|s| s.id).collect::<BTreeSet<_>>();
+    assert!(read.bad.is_empty(), "{:?}", read.bad);
+    assert_eq!(ids(&read.samples), ids(&samples), "archive = samples.jsonl");
 }

@@ -155,14 +155,6 @@ fn envelopes(wave: usize, count: usize, per: usize) -> Vec<Outgoing> {
         .collect()
 }
 
-fn count(influx: &Influxd, db: &str) -> u64 {
-    influx
-        .rows(db, "SELECT count(\"value\") FROM \"load.test\"")
-        .first()
-        .and_then(|r| r["count"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn influxdb_down_for_15s_under_load_loses_nothing() {
     const WAVES: usize = 25;
@@ -206,9 +198,11 @@ fn influxdb_down_for_15s_under_load_loses_nothing() {
         });
     }
     let total = (WAVES * PER_WAVE * PER) as u64;
-    let done = wait_until(Duration::from_secs(90), || count(&influx, &db) >= total);
+    let done = wait_until(Duration::from_secs(90), || {
+        influx.count(&db, "load.test") >= total
+    });
     assert!(collector.term().success(), "{}", collector.log());
-    let stored = count(&influx, &db);
+    let stored = influx.count(&db, "load.test");
     let log = collector.log();
     let retried = log
         .matches("publisher refused a batch; retrying it")
@@ -220,4 +214,77 @@ fn influxdb_down_for_15s_under_load_loses_nothing() {
     assert!(done, "only {stored} of {total} stored:\n{log}");
     assert_eq!(stored, total);
     assert!(retried > 0, "the outage was seen:\n{log}");
+}
+
+/// A batch InfluxDB takes only in part: the refused lines go to the sink's dead-letter file
+/// with InfluxDB's reason, the rest is stored, and the batch counts as published.
+#[test]
+fn refused_lines_are_dead_lettered_and_the_rest_is_kept() {
+    let influx = Influxd::launch();
+    let db = unique("hb");
+    influx.create_database(&db);
+    let at = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let ns = at.timestamp_nanos_opt().expect("ns");
+    // `value` is a string on `conflict` in this shard: float points there are refused.
+    let seeded = influx.write_raw(
+        &db,
+        &format!("conflict,resource_id=seed value=\"text\" {ns}"),
+    );
+    assert_eq!(seeded.status, 204);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "dead_letter_dir: dead\n\
+         sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [influx]}}\n\
+         sinks:\n  - {{name: influx, batch: {{timeout: 0.05}}, publishers: [\"influxdb://{}?db={db}\"]}}\n",
+        influx.host_port()
+    );
+    let config = hb_pipeline::Config::parse(&yaml, &dir.path().join("pipeline.yaml"), |_| None)
+        .expect("config");
+    let sample = |name: &str, resource: &str| {
+        Sample::new(name, SampleType::Gauge, "1", 1.5, resource, at).expect("sample")
+    };
+    let batch = vec![
+        sample("fine", "a"),
+        sample("conflict", "b"),
+        sample("fine", "c"),
+        sample("conflict", "d"),
+        sample("fine", "e"),
+    ];
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (delivery, dead_lettered) = runtime.block_on(async {
+        let pipeline = hb_pipeline::Pipeline::open(&config).expect("pipeline");
+        let delivery = pipeline.publish(batch).await;
+        let (_, stats, _) = pipeline.sinks().next().expect("sink");
+        let dead = stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        pipeline.close(Duration::from_secs(1)).await;
+        (delivery, dead)
+    });
+    assert_eq!((delivery.delivered, delivery.failed), (5, 0));
+    assert_eq!(dead_lettered, 2);
+    assert_eq!(influx.count(&db, "fine"), 3);
+    let text = std::fs::read_to_string(dir.path().join("dead/influx.jsonl")).expect("dead letters");
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    println!("dead letters: {entries:?}");
+    assert_eq!(entries.len(), 2);
+    for entry in &entries {
+        assert!(
+            entry["data"]
+                .as_str()
+                .expect("line")
+                .starts_with("conflict,")
+        );
+        assert!(
+            entry["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("field type conflict"),
+            "{entry}"
+        );
+        assert_eq!(entry["sink"], "influx");
+    }
 }

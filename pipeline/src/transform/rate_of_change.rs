@@ -31,7 +31,8 @@ use super::{Counters, ParamError, Point};
 pub struct RateOfChange {
     scaling: Scaling,
     /// Previous sample of each (meter name, resource id).
-    previous: HashMap<(String, String), Point>,
+    /// By meter name, then resource: looked up with borrowed strings, allocated on first sight.
+    previous: HashMap<String, HashMap<String, Point>>,
     pub(super) counters: Counters,
 }
 
@@ -50,9 +51,14 @@ impl RateOfChange {
             return;
         };
         let point = Point::of(&sample);
-        let key = (sample.name.clone(), sample.resource_id.clone());
-        let Some(prev) = self.previous.get_mut(&key) else {
-            self.previous.insert(key, point);
+        if !self.previous.contains_key(&sample.name) {
+            self.previous.insert(sample.name.clone(), HashMap::new());
+        }
+        let Some(series) = self.previous.get_mut(&sample.name) else {
+            return;
+        };
+        let Some(prev) = series.get_mut(&sample.resource_id) else {
+            series.insert(sample.resource_id.clone(), point);
             return;
         };
         let dt = prev.seconds_until(&sample);
