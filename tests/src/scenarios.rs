@@ -263,7 +263,14 @@ pub fn restart_with_spool(kind: Kind) {
 /// Two collectors on one queue/group/stream: every sample processed exactly once, by one
 /// of them.
 pub fn two_collectors(kind: Kind) {
-    let broker = Broker::start(kind);
+    // Kafka: the mock cluster (see `Broker::faulty`). tansu 0.6 skips records after the
+    // rebalance a second member causes (seen here: 15,000 sent, 1,400 delivered to neither
+    // collector, in whole envelopes, none of them ever fetched).
+    let broker = if kind == Kind::Kafka {
+        Broker::faulty(kind).0
+    } else {
+        Broker::start(kind)
+    };
     let url = broker.direct("prefetch=10");
     let mut a = Node::collector(&url);
     let mut b = Node::collector(&url);
