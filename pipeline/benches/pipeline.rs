@@ -5,7 +5,9 @@
 //!   cargo bench -p hb-pipeline --bench pipeline
 //!
 //! 1000 envelopes of 100 cumulative `cpu` samples (1000 resources, each seen 100 times, so
-//! every sample after a resource's first yields a rate), signed with HMAC-SHA256.
+//! every sample after a resource's first yields a rate), signed with HMAC-SHA256 and checked
+//! (`decode_filter_rate_lineprotocol`), or unsigned with no secret configured (`..._unsigned`);
+//! then the stages one by one.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hb_pipeline::MeterFilter;
@@ -20,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ENVELOPES: usize = 1000;
 const PER: usize = 100;
 
-fn envelopes(secret: &Secret) -> Vec<Vec<u8>> {
+fn envelopes(secret: Option<&Secret>) -> Vec<Vec<u8>> {
     let t0 = chrono::Utc::now();
     (0..ENVELOPES)
         .map(|e| {
@@ -49,7 +51,7 @@ fn envelopes(secret: &Secret) -> Vec<Vec<u8>> {
                 namespaces: vec!["compute".into()],
             };
             Envelope::samples(producer, e as u64, samples)
-                .encode(Some(secret))
+                .encode(secret)
                 .expect("encode")
         })
         .collect()
@@ -57,7 +59,8 @@ fn envelopes(secret: &Secret) -> Vec<Vec<u8>> {
 
 fn pipeline(c: &mut Criterion) {
     let secret = Secret::new("bench secret");
-    let payloads = envelopes(&secret);
+    let payloads = envelopes(Some(&secret));
+    let unsigned = envelopes(None);
     let filter = MeterFilter::new(&["cpu"]).expect("filter");
     let config: TransformerConfig = serde_json::from_value(serde_json::json!({
         "name": "rate_of_change",
@@ -69,28 +72,32 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements((ENVELOPES * PER) as u64));
     group.sample_size(20);
+    let run = |payloads: &[Vec<u8>], secret: Option<&Secret>| {
+        let mut chain = Chain::new(std::slice::from_ref(&config)).expect("chain");
+        let mut body = Vec::with_capacity(PER * 200);
+        let mut lines = 0;
+        for payload in payloads {
+            let Body::Samples(samples) = Envelope::decode(payload, secret).expect("decode").body
+            else {
+                unreachable!("samples");
+            };
+            let selected: Vec<Sample> = samples
+                .into_iter()
+                .filter(|s| filter.matches(&s.name))
+                .collect();
+            let out = chain.process(selected);
+            body.clear();
+            lines += encoder.encode(&out, &mut body).lines;
+        }
+        lines
+    };
+    // Signed envelopes, each HMAC checked (what a collector with a secret does).
     group.bench_function("decode_filter_rate_lineprotocol", |b| {
-        b.iter(|| {
-            let mut chain = Chain::new(std::slice::from_ref(&config)).expect("chain");
-            let mut body = Vec::with_capacity(PER * 200);
-            let mut lines = 0;
-            for payload in &payloads {
-                let Body::Samples(samples) = Envelope::decode(payload, Some(&secret))
-                    .expect("decode")
-                    .body
-                else {
-                    unreachable!("samples");
-                };
-                let selected: Vec<Sample> = samples
-                    .into_iter()
-                    .filter(|s| filter.matches(&s.name))
-                    .collect();
-                let out = chain.process(selected);
-                body.clear();
-                lines += encoder.encode(&out, &mut body).lines;
-            }
-            std::hint::black_box(lines)
-        })
+        b.iter(|| std::hint::black_box(run(&payloads, Some(&secret))))
+    });
+    // The chain as written: no secret configured, so no signature to check.
+    group.bench_function("decode_filter_rate_lineprotocol_unsigned", |b| {
+        b.iter(|| std::hint::black_box(run(&unsigned, None)))
     });
     // The same work stage by stage, to see where the time goes.
     let decoded: Vec<Vec<Sample>> = payloads
