@@ -27,3 +27,16 @@ pub use filter::MeterFilter;
 pub use hb_bus::Transport;
 pub use router::{Delivery, Pipeline, Submitted};
 pub use sink::{BatchConfig, Receipt, SinkStats};
+
+/// An error and its causes on one line: HTTP clients' top-level message hides the cause
+/// ("error sending request"), so the causes are appended.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

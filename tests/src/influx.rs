@@ -16,6 +16,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::bus::free_port;
+use crate::log_tail as tail;
 
 /// How long a server may take to answer its health check after start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,15 +115,6 @@ fn wait_until_up(port: u16, path: &str, ok_status: u16, child: &mut Child, log: 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let start = text.len().saturating_sub(2000);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
-    format!("{} says:\n{}", log.display(), &text[start..])
 }
 
 fn stop_child(child: &mut Option<Child>) {

@@ -46,6 +46,16 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The last 2 KB of a server's log file, for a panic message saying why it did not start.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let start = text.len().saturating_sub(2000);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    format!("{} says:\n{}", log.display(), &text[start..])
+}
+
 pub mod bus;
 pub mod influx;
 pub mod node;

@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 use crate::bus::free_port;
 use crate::influx::http;
+use crate::log_tail as tail;
 
 /// The access key id every [`S3Server`] accepts.
 pub const ACCESS_KEY: &str = "hb-test-access-key";
@@ -188,13 +189,4 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let start = text.len().saturating_sub(2000);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
-    format!("{} says:\n{}", log.display(), &text[start..])
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use hb_pipeline::error_chain;
 use reqwest::{Client, Url, redirect};
 
 use super::name_and_timeout;
@@ -116,16 +117,4 @@ async fn check(client: &Client, t: &Target) -> Vec<Measurement> {
             .with("result", result)
             .with("error", error),
     ]
-}
-
-/// reqwest's top-level message hides the cause ("error sending request"); append the causes.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -39,6 +39,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 
 use super::{InfluxApi, InfluxSpec};
+use crate::error_chain;
 use isolate::{Outcome, classify, halves, refused, reject_all, strip_dropped};
 
 /// How many extra requests one [`InfluxWriter::write`] may send to isolate refused lines.
@@ -392,18 +393,6 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
-}
-
-/// reqwest's top-level message hides the cause ("error sending request"); append the causes.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
