@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
@@ -18,7 +22,7 @@ use crate::{BusError, KafkaSpec, Received, Topic};
 
 /// One member of the collectors' consumer group.
 pub struct Consumer {
-    consumer: Arc<StreamConsumer<Quiet>>,
+    consumer: Arc<StreamConsumer<Member>>,
     offsets: Arc<Mutex<Offsets>>,
     timeout: Duration,
     dead: FutureProducer<Quiet>,
@@ -32,13 +36,17 @@ impl Consumer {
     pub(crate) async fn connect(spec: &KafkaSpec) -> Result<Self, BusError> {
         ensure_topics(spec).await?;
         let session = spec.session_timeout.as_millis();
-        let consumer: StreamConsumer<Quiet> = base(spec)
+        let offsets: Arc<Mutex<Offsets>> = Arc::default();
+        let member = Member {
+            offsets: Arc::clone(&offsets),
+        };
+        let consumer: StreamConsumer<Member> = base(spec)
             .set("group.id", &spec.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).to_string())
-            .create_with_context(Quiet)
+            .create_with_context(member)
             .map_err(|e| setup("the consumer", e))?;
         let samples_topic = spec.common.name(Topic::Samples);
         let heartbeats = spec.common.name(Topic::Heartbeats);
@@ -47,7 +55,7 @@ impl Consumer {
             .map_err(|e| setup("the subscription", e))?;
         Ok(Self {
             consumer: Arc::new(consumer),
-            offsets: Arc::default(),
+            offsets,
             timeout: spec.timeout,
             dead: producer(spec)?,
             dead_topic: spec.common.name(Topic::Dead),
@@ -198,6 +206,74 @@ impl Offsets {
     }
 }
 
+/// How long a revocation waits for the messages of the revoked partitions that are still in
+/// the sinks, so that their offsets are committed before the new owner starts reading.
+const REVOKE_GRACE: Duration = Duration::from_secs(3);
+
+/// The consumer's context: quiet logging, and on a rebalance, the commit of what was done in
+/// the partitions being taken away. Without it, the new owner (possibly this same member)
+/// re-reads from the last asynchronous commit and writes again what was already written.
+struct Member {
+    offsets: Arc<Mutex<Offsets>>,
+}
+
+impl ClientContext for Member {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        Quiet.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        Quiet.error(error, reason);
+    }
+}
+
+impl ConsumerContext for Member {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        let keys: BTreeSet<(String, i32)> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        // Runs on the thread that polls: the sinks and their acknowledgements go on meanwhile.
+        let deadline = Instant::now() + REVOKE_GRACE;
+        let pending = || {
+            let offsets = lock(&self.offsets);
+            keys.iter()
+                .map(|k| offsets.in_flight.get(k).map_or(0, BTreeSet::len))
+                .sum::<usize>()
+        };
+        while pending() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (list, left) = {
+            let mut offsets = lock(&self.offsets);
+            let list = offsets.watermarks(Some(&keys));
+            let left: usize = keys
+                .iter()
+                .map(|k| offsets.in_flight.remove(k).map_or(0, |s| s.len()))
+                .sum();
+            for k in &keys {
+                offsets.next.remove(k);
+            }
+            (list, left)
+        };
+        if list.count() > 0
+            && let Err(error) = consumer.commit(&list, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "kafka: offsets of revoked partitions not committed; their new owner may read some messages again");
+        }
+        if left > 0 {
+            tracing::info!(
+                messages = left,
+                "kafka: partitions revoked with messages still in the sinks; their new owner will read them again"
+            );
+        }
+    }
+}
+
 fn lock(offsets: &Mutex<Offsets>) -> MutexGuard<'_, Offsets> {
     offsets.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -206,7 +282,7 @@ fn lock(offsets: &Mutex<Offsets>) -> MutexGuard<'_, Offsets> {
 /// task while the consumer keeps receiving.
 #[derive(Clone)]
 pub struct Acker {
-    consumer: Arc<StreamConsumer<Quiet>>,
+    consumer: Arc<StreamConsumer<Member>>,
     offsets: Arc<Mutex<Offsets>>,
 }
 
