@@ -49,6 +49,17 @@ fn a_valid_file_loads_with_sink_references_resolved() {
         panic!("a file publisher: {:?}", config.sinks[1].publishers[0]);
     };
     assert_eq!(local.path, Path::new("/etc/hb/data/samples.jsonl"));
+    assert_eq!(config.sinks[1].batch.request_concurrency, 2);
+    let four = GOOD.replace(
+        "publishers: [\"file://data/samples.jsonl\"]",
+        "publishers: [\"file://data/samples.jsonl\"]\n    batch: {request_concurrency: 4}",
+    );
+    assert_eq!(
+        load(&four).expect("valid").sinks[1]
+            .batch
+            .request_concurrency,
+        4
+    );
 }
 
 #[test]
@@ -126,7 +137,12 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: memory://\nsecrets: x",
-        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, sources, sinks",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, sources, sinks",
+    ),
+    (
+        "publishers: [\"file://data/samples.jsonl\"]",
+        "publishers: [\"file://data/samples.jsonl\"]\n    batch: {request_concurrency: 0}",
+        "/etc/hb/pipeline.yaml:17:34: sinks[1].batch.request_concurrency: must be between 1 and 64 (got 0)",
     ),
     (
         "meters: [\"cpu\"]",
@@ -288,4 +304,37 @@ fn empty_lists_and_missing_files_are_refused() {
         err,
         "/nonexistent/pipeline.yaml: cannot read: No such file or directory (os error 2)"
     );
+}
+
+#[test]
+fn coordination_loads_with_defaults_and_refuses_what_cannot_work() {
+    let with = |section: &str| load(&GOOD.replace("sources:\n", &format!("{section}\nsources:\n")));
+    let config = with("coordination: {backend_url: \"redis://127.0.0.1:6379/0\"}").expect("valid");
+    let c = config.coordination.expect("coordination");
+    assert_eq!(
+        (c.group.as_str(), c.heartbeat.as_secs(), c.timeout.as_secs()),
+        ("central", 1, 3)
+    );
+    assert!(load(GOOD).expect("valid").coordination.is_none());
+    let refusals = [
+        (
+            "coordination: {backend_url: \"amqp://x/\"}",
+            "/etc/hb/pipeline.yaml:3:29: coordination.backend_url: unsupported scheme `amqp` (available: redis, rediss)",
+        ),
+        (
+            "coordination: {backend_url: \"redis://x/\", group: \"a*\"}",
+            "/etc/hb/pipeline.yaml:3:50: coordination.group: must be a non-empty name without `*`, `?` or `[`",
+        ),
+        (
+            "coordination: {backend_url: \"redis://x/\", heartbeat: 2, timeout: 2}",
+            "/etc/hb/pipeline.yaml:3:66: coordination.timeout: timeout (2s) must be longer than heartbeat (2s), or members would expire between two heartbeats",
+        ),
+        (
+            "coordination: {backend_url: \"redis://x/\", heartbeat: -1}",
+            "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be a number of seconds greater than 0 (got -1)",
+        ),
+    ];
+    for (section, expected) in refusals {
+        assert_eq!(with(section).expect_err(section).to_string(), expected);
+    }
 }

@@ -13,6 +13,8 @@
 //! It therefore covers the payload and the header (producer, sequence number, send time), so a
 //! replayed or re-attributed batch fails verification as surely as a changed volume.
 
+mod wire;
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -250,78 +252,6 @@ fn verify_as_sent(secret: &Secret, bytes: &[u8]) -> bool {
     mac.update(head);
     mac.update(b"}");
     mac.verify_slice(&signature).is_ok()
-}
-
-impl Envelope {
-    /// Parses an envelope of this version in one pass, without an intermediate document;
-    /// `None` when the bytes need the general path (another version, another shape, `payload`
-    /// before `kind`, an error to explain). Canonical bytes have their members in key order,
-    /// so `kind` comes before `payload` and the payload is decoded straight into its type.
-    fn from_wire(bytes: &[u8]) -> Option<Self> {
-        let envelope = serde_json::from_slice::<Wire>(bytes).ok()?.0;
-        (envelope.version == ENVELOPE_VERSION).then_some(envelope)
-    }
-}
-
-/// An envelope read member by member (see [`Envelope::from_wire`]).
-struct Wire(Envelope);
-
-impl<'de> Deserialize<'de> for Wire {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(WireVisitor)
-    }
-}
-
-struct WireVisitor;
-
-/// A timestamp member, parsed with hb's helper.
-struct Stamp(DateTime<Utc>);
-
-impl<'de> Deserialize<'de> for Stamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::timestamp::deserialize(d).map(Stamp)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for WireVisitor {
-    type Value = Wire;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an envelope object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Wire, A::Error> {
-        use serde::de::Error;
-        let (mut version, mut producer, mut seq, mut sent_at) = (None, None, None, None);
-        let (mut kind, mut body): (Option<std::borrow::Cow<'de, str>>, _) = (None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match &*key {
-                "version" => version = Some(map.next_value::<u32>()?),
-                "producer" => producer = Some(map.next_value::<Producer>()?),
-                "seq" => seq = Some(map.next_value::<u64>()?),
-                "sent_at" => sent_at = Some(map.next_value::<Stamp>()?.0),
-                "kind" => kind = Some(map.next_value()?),
-                "payload" => {
-                    body = Some(match kind.as_deref() {
-                        Some("samples") => Body::Samples(map.next_value()?),
-                        Some("heartbeat") => Body::Heartbeat(map.next_value()?),
-                        _ => return Err(A::Error::custom("payload before a known kind")),
-                    })
-                }
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        let missing = |name| A::Error::missing_field(name);
-        Ok(Wire(Envelope {
-            version: version.ok_or_else(|| missing("version"))?,
-            producer: producer.ok_or_else(|| missing("producer"))?,
-            seq: seq.ok_or_else(|| missing("seq"))?,
-            sent_at: sent_at.ok_or_else(|| missing("sent_at"))?,
-            body: body.ok_or_else(|| missing("payload"))?,
-        }))
-    }
 }
 
 /// Lowercase hex HMAC-SHA256 of `bytes` with `secret`.

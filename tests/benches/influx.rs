@@ -3,7 +3,11 @@
 //! batch), next to InfluxDB's raw ingest of the same line protocol posted directly, in batches
 //! of the same size, measured in the same run against the same server (goal: ≥ 90 %).
 //!
-//!   cargo bench -p hb-tests --bench influx [-- --samples N]
+//!   cargo bench -p hb-tests --bench influx [-- --samples N] [--concurrency N] [--gzip false]
+//!
+//! `--concurrency` sets the hb sink's `request_concurrency` (default: hb's default); the raw
+//! side keeps as many requests in flight. `--gzip false` turns compression off on both
+//! sides (by default both gzip every body at level 1, as hb does).
 //!
 //! Each side writes its own database; points are distinct series × times, so neither side's
 //! points overwrite the other's or its own.
@@ -51,6 +55,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(500_000);
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let concurrency: Option<usize> =
+        option("--concurrency").map(|v| v.parse().expect("--concurrency N"));
+    let gzip = option("--gzip").unwrap_or_else(|| "true".to_owned());
     let influx = Influxd::launch();
     influx.create_database("raw");
     influx.create_database("hb");
@@ -70,7 +83,7 @@ fn main() {
                 .expect("encode")
         })
         .collect();
-    let url = |db: &str| format!("influxdb://{}?db={db}", influx.host_port());
+    let url = |db: &str| format!("influxdb://{}?db={db}&gzip={gzip}", influx.host_port());
     let spec = |db: &str| match PublisherSpec::parse(&url(db), std::path::Path::new("/")) {
         Ok(PublisherSpec::Influx(spec)) => spec,
         other => panic!("{other:?}"),
@@ -80,7 +93,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("{n} samples, {} per envelope, batches of {BATCH}", PER);
+    let concurrency_shown =
+        concurrency.unwrap_or(hb_pipeline::BatchConfig::default().request_concurrency);
+    println!(
+        "{n} samples, {PER} per envelope, batches of {BATCH}, gzip={gzip}, hb request_concurrency {concurrency_shown}"
+    );
 
     // Raw: the same line protocol, pre-encoded, posted batch after batch.
     let raw_spec = spec("raw");
@@ -94,11 +111,17 @@ fn main() {
         })
         .collect();
     let writer = InfluxWriter::new(&raw_spec).expect("writer");
+    // With as many requests in flight as hb's sink may have, so that neither side gets more of
+    // InfluxDB's parallelism than the other.
+    let raw_concurrency = concurrency_shown.max(1);
     let raw = runtime.block_on(async {
+        use futures_util::StreamExt;
         let started = Instant::now();
-        for (body, lines) in &bodies {
-            let written = writer.write(body, *lines).await.expect("raw write");
-            assert!(written.rejected.is_empty());
+        let mut writes = futures_util::stream::iter(&bodies)
+            .map(|(body, lines)| writer.write(body, *lines))
+            .buffer_unordered(raw_concurrency);
+        while let Some(written) = writes.next().await {
+            assert!(written.expect("raw write").rejected.is_empty());
         }
         started.elapsed().as_secs_f64()
     });
@@ -111,7 +134,11 @@ fn main() {
          sinks:\n  - {{name: influx, batch: {{max_events: {BATCH}, timeout: 0.05}}, publishers: [\"{}\"]}}\n",
         url("hb")
     );
-    let config = Config::parse(&yaml, &dir.path().join("pipeline.yaml"), |_| None).expect("config");
+    let mut config =
+        Config::parse(&yaml, &dir.path().join("pipeline.yaml"), |_| None).expect("config");
+    if let Some(n) = concurrency {
+        config.sinks[0].batch.request_concurrency = n;
+    }
     let ours = runtime.block_on(async {
         let pipeline = Pipeline::open(&config).expect("pipeline");
         let started = Instant::now();

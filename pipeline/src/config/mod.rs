@@ -13,9 +13,12 @@
 //! ```
 //!
 //! Each sink may list `transformers` (applied in order, see [`crate::transform`]) and a
-//! `batch: {max_events, max_bytes, timeout, buffer_events}` (see [`crate::sink::BatchConfig`]).
+//! `batch: {max_events, max_bytes, timeout, buffer_events, request_concurrency}` (see [`crate::sink::BatchConfig`]).
 //! `dead_letter_dir` (default `dead-letter` beside this file) keeps what publishers refuse for
 //! good.
+//!
+//! `coordination: {backend_url: redis://..., group, heartbeat, timeout}` lets several central
+//! agents share the work (see [`Coordination`]).
 //!
 //! With a bus transport, `secret_file` names a file holding the shared signing secret (or
 //! `HB_SECRET` gives it), and `spool: {dir, max_bytes}` bounds the agent's on-disk spool.
@@ -24,6 +27,7 @@
 //! reported at once. `HB_<KEY>` environment variables override top-level settings (see
 //! [`ENV_OVERRIDES`]).
 
+mod coordination;
 mod error;
 mod raw;
 
@@ -31,10 +35,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use coordination::Coordination;
 pub use error::{ConfigError, ConfigErrors, Origin};
 use hb_bus::Transport;
 use hb_sample::Secret;
-use raw::{At, RawBatch, RawConfig, RawSink, RawSource, RawSpool, position};
+pub use raw::position;
+use raw::{At, RawBatch, RawConfig, RawSink, RawSource, RawSpool};
 
 use crate::filter::MeterFilter;
 use crate::publisher::PublisherSpec;
@@ -66,6 +72,8 @@ pub struct Config {
     /// Where sinks keep what publishers refused for good (default `dead-letter` beside the
     /// configuration file); see [`crate::dead_letter`].
     pub dead_letter_dir: PathBuf,
+    /// How central agents share work, when several run (`coordination:`).
+    pub coordination: Option<Coordination>,
 }
 
 /// `spool:`: the agent's bounded on-disk buffer.
@@ -149,6 +157,7 @@ impl Config {
         let sources = v.sources(&raw.sources, &sink_index);
         let secret = v.secret(raw.secret_file.as_ref(), &base, &env);
         let spool = v.spool(raw.spool.as_ref(), &base);
+        let coordination = raw.coordination.as_ref().and_then(|c| v.coordination(c));
         let dead_letter_dir = crate::publisher::resolve(
             &base,
             raw.dead_letter_dir
@@ -170,6 +179,7 @@ impl Config {
             secret,
             spool,
             dead_letter_dir,
+            coordination,
         })
     }
 }
@@ -399,6 +409,13 @@ impl Validator<'_> {
                 self.refuse(v, format!("{key}.batch.buffer_events"), msg);
             }
             out.buffer_events = whole(v).max(out.max_events);
+        }
+        if let Some(v) = &b.request_concurrency {
+            if v.value == 0 || v.value > 64 {
+                let msg = format!("must be between 1 and 64 (got {})", v.value);
+                self.refuse(v, format!("{key}.batch.request_concurrency"), msg);
+            }
+            out.request_concurrency = whole(v).clamp(1, 64);
         }
         out
     }

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub spool: Option<At<RawSpool>>,
     #[serde(default)]
     pub dead_letter_dir: Option<At<String>>,
+    #[serde(default)]
+    pub coordination: Option<At<RawCoordination>>,
     pub sources: At<Vec<RawSource>>,
     pub sinks: At<Vec<RawSink>>,
 }
@@ -54,6 +56,22 @@ pub struct RawBatch {
     pub timeout: Option<At<f64>>,
     #[serde(default)]
     pub buffer_events: Option<At<u64>>,
+    #[serde(default)]
+    pub request_concurrency: Option<At<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoordination {
+    pub backend_url: At<String>,
+    #[serde(default)]
+    pub group: Option<At<String>>,
+    /// Seconds, fractions allowed.
+    #[serde(default)]
+    pub heartbeat: Option<At<f64>>,
+    /// Seconds, fractions allowed.
+    #[serde(default)]
+    pub timeout: Option<At<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

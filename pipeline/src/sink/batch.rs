@@ -16,7 +16,17 @@ pub struct BatchConfig {
     /// Samples a sink may hold (waiting or being published) before submitters wait: the bound
     /// that turns a failing sink into backpressure instead of loss (default 4 × max_events).
     pub buffer_events: usize,
+    /// Batches a sink may have with its publishers at once (Vector's `request.concurrency`,
+    /// default [`DEFAULT_REQUEST_CONCURRENCY`]): the sink encodes and sends the next batch while
+    /// a server still ingests the previous one. Submissions are still accepted in order, each
+    /// once its batch and every batch before it are published. Applies only to sinks whose
+    /// publishers are all InfluxDB endpoints; a sink writing files or archives sends one batch
+    /// at a time, so that what it writes stays in order.
+    pub request_concurrency: usize,
 }
+
+/// Default of [`BatchConfig::request_concurrency`].
+pub const DEFAULT_REQUEST_CONCURRENCY: usize = 2;
 
 impl Default for BatchConfig {
     fn default() -> Self {
@@ -25,6 +35,7 @@ impl Default for BatchConfig {
             max_bytes: 10_000_000,
             timeout: Duration::from_secs(1),
             buffer_events: 20_000,
+            request_concurrency: DEFAULT_REQUEST_CONCURRENCY,
         }
     }
 }

@@ -2,30 +2,39 @@
 //! count, size and time, hands each batch to its publishers until all of them took it
 //! (retrying with backoff), and only then accepts the submissions the batch holds.
 //!
+//! A sink whose publishers are all InfluxDB endpoints keeps up to `request_concurrency` batches
+//! in flight (it encodes and sends the next while the server ingests the previous); batches
+//! are still settled in the order they were made, so submissions are accepted in order.
+//!
 //! Submitting waits while the sink already holds `buffer_events` samples: a sink that keeps
 //! failing slows its submitters down (backpressure) instead of dropping anything.
 
 mod batch;
+mod publish;
 mod retry;
 mod ticket;
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use hb_sample::Sample;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use batch::BatchConfig;
+pub use batch::{BatchConfig, DEFAULT_REQUEST_CONCURRENCY};
 pub use ticket::Receipt;
 pub(crate) use ticket::Ticket;
 
-use crate::dead_letter::{DeadLetters, Rejected};
+use crate::dead_letter::DeadLetters;
 use crate::publisher::Publisher;
 use crate::transform::Chain;
-use retry::Backoff;
+use publish::publish;
 
 /// How often time-driven transformers (aggregator retention) are given a chance to emit.
 const TRANSFORMER_TICK: Duration = Duration::from_secs(1);
@@ -103,13 +112,16 @@ impl SinkHandle {
         let capacity = config.buffer_events.max(1);
         let stats = Arc::new(SinkStats::default());
         let task = Task {
-            name: name.clone(),
             chain,
-            publishers,
             config,
-            stats: Arc::clone(&stats),
-            abandon,
-            dead,
+            shared: Arc::new(Shared {
+                name: name.clone(),
+                publishers,
+                stats: Arc::clone(&stats),
+                abandon,
+                dead,
+                dead_writing: tokio::sync::Mutex::new(()),
+            }),
         };
         let handle = tokio::spawn(task.run(rx, closing));
         let sink = Self {
@@ -173,14 +185,78 @@ impl Pending {
     }
 }
 
-struct Task {
+/// What a sink's publishing needs, shared by the batches in flight.
+struct Shared {
     name: String,
-    chain: Chain,
     publishers: Arc<Vec<Publisher>>,
-    config: BatchConfig,
     stats: Arc<SinkStats>,
     abandon: CancellationToken,
     dead: DeadLetters,
+    /// Held while appending dead letters, so that batches in flight together never interleave
+    /// their lines in the sink's file.
+    dead_writing: tokio::sync::Mutex<()>,
+}
+
+/// A batch with its publishers: resolves to whether every publisher took it (`false`: the
+/// sink was told to abandon it).
+type Publishing = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// A batch with its publishers, with the submissions it settles.
+#[derive(Default)]
+struct Flight {
+    tickets: Vec<Arc<Ticket>>,
+    /// Its room in the sink's buffer, freed once it is settled.
+    _permits: Vec<OwnedSemaphorePermit>,
+}
+
+/// The batches in flight, in the order they were started; settled in that order.
+struct InFlight {
+    limit: usize,
+    publishing: FuturesOrdered<Publishing>,
+    flights: VecDeque<Flight>,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            publishing: FuturesOrdered::new(),
+            flights: VecDeque::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flights.is_empty()
+    }
+
+    fn has_room(&self) -> bool {
+        self.flights.len() < self.limit
+    }
+
+    /// Waits for the oldest batch and settles its submissions: accepted if it was published,
+    /// dropped (not accepted) if it was abandoned.
+    async fn settle_next(&mut self) {
+        let published = self.publishing.next().await.unwrap_or(false);
+        if let Some(flight) = self.flights.pop_front()
+            && published
+        {
+            for ticket in &flight.tickets {
+                ticket.accept();
+            }
+        }
+    }
+
+    async fn settle_all(&mut self) {
+        while !self.is_empty() {
+            self.settle_next().await;
+        }
+    }
+}
+
+struct Task {
+    chain: Chain,
+    config: BatchConfig,
+    shared: Arc<Shared>,
 }
 
 impl Task {
@@ -193,49 +269,62 @@ impl Task {
             .any(|t| t.name() == "aggregator");
         let mut tick = tokio::time::interval(TRANSFORMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let concurrent = self
+            .shared
+            .publishers
+            .iter()
+            .all(|p| matches!(p, Publisher::Influx(_)));
+        let mut in_flight = InFlight::new(if concurrent {
+            self.config.request_concurrency
+        } else {
+            1
+        });
         loop {
             let deadline = pending.since.map(|at| at + self.config.timeout);
+            let full = pending.full(&self.config);
             tokio::select! {
-                item = rx.recv() => match item {
-                    Some(item) => self.take(item, &mut pending),
+                () = in_flight.settle_next(), if !in_flight.is_empty() => {}
+                item = rx.recv(), if !full => match item {
+                    Some(item) => self.take(item, &mut pending, &mut in_flight),
                     None => break,
                 },
                 () = closing.cancelled() => break,
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    self.publish(std::mem::take(&mut pending)).await;
-                    continue;
+                () = sleep_until(deadline), if deadline.is_some() && in_flight.has_room() => {
+                    self.start(std::mem::take(&mut pending), &mut in_flight);
                 }
                 _ = tick.tick(), if timers => {
                     let out = self.chain.flush(chrono::Utc::now());
                     pending.add(out);
                 }
             }
-            if pending.full(&self.config) {
-                self.publish(std::mem::take(&mut pending)).await;
+            if pending.full(&self.config) && in_flight.has_room() {
+                self.start(std::mem::take(&mut pending), &mut in_flight);
             }
         }
         // Closing: take what was already submitted, let transformers emit what they hold,
         // publish the rest.
         rx.close();
         while let Ok(item) = rx.try_recv() {
-            self.take(item, &mut pending);
+            self.take(item, &mut pending, &mut in_flight);
             if pending.full(&self.config) {
-                self.publish(std::mem::take(&mut pending)).await;
+                self.start_when_room(std::mem::take(&mut pending), &mut in_flight)
+                    .await;
             }
         }
         let out = self.chain.flush(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         pending.add(out);
-        self.publish(pending).await;
+        self.start_when_room(pending, &mut in_flight).await;
+        in_flight.settle_all().await;
         for t in self.chain.transformers() {
             let counters = t.counters();
             if counters.dropped() > 0 {
-                tracing::info!(sink = %self.name, transformer = t.name(), ?counters, "samples dropped by a transformer");
+                tracing::info!(sink = %self.shared.name, transformer = t.name(), ?counters, "samples dropped by a transformer");
             }
         }
     }
 
     /// Runs the transformers over a submission and adds the result to the batch.
-    fn take(&mut self, item: Item, pending: &mut Pending) {
+    fn take(&mut self, item: Item, pending: &mut Pending, in_flight: &mut InFlight) {
         let out = self.chain.process(item.samples);
         let dropped = self
             .chain
@@ -243,13 +332,17 @@ impl Task {
             .iter()
             .map(|t| t.counters().dropped())
             .sum();
-        self.stats
+        self.shared
+            .stats
             .dropped_by_transformers
             .store(dropped, Ordering::Relaxed);
         if out.is_empty() && pending.samples.is_empty() {
-            // Nothing to publish (a first sample of a rate, an aggregate still filling):
-            // the submission is as safe as it will get.
-            item.ticket.accept();
+            // Nothing to publish (a first sample of a rate, an aggregate still filling): the
+            // submission is as safe as it will get once the batches before it are published.
+            match in_flight.flights.back_mut() {
+                Some(last) => last.tickets.push(item.ticket),
+                None => item.ticket.accept(),
+            }
             return;
         }
         pending.add(out);
@@ -257,121 +350,33 @@ impl Task {
         pending.permits.push(item.permit);
     }
 
-    /// Hands a batch to every publisher until all of them took it, retrying only those that
-    /// refused, with backoff; then accepts its submissions and frees its buffer space.
-    async fn publish(&self, batch: Pending) {
-        let mut todo: Vec<usize> = (0..self.publishers.len()).collect();
-        let mut backoff = Backoff::default();
-        while !batch.samples.is_empty() {
-            let attempts = todo
-                .iter()
-                .map(|&i| self.publishers[i].publish(&batch.samples));
-            let results = futures_util::future::join_all(attempts).await;
-            let mut refused = Vec::new();
-            let mut floor = None;
-            for (&i, result) in todo.iter().zip(results) {
-                let publisher = &self.publishers[i];
-                match result {
-                    Ok(rejected) => self.dead_letter(publisher, rejected).await,
-                    Err(error) if error.is_permanent() => {
-                        // Retrying cannot help: keep the batch as dead letters, go on.
-                        tracing::error!(
-                            sink = %self.name,
-                            publisher = %publisher.describe(),
-                            samples = batch.samples.len(),
-                            %error,
-                            "publisher refused a batch for good; dead-lettering it"
-                        );
-                        let reason = error.to_string();
-                        let rejected = batch
-                            .samples
-                            .iter()
-                            .map(|s| Rejected {
-                                data: serde_json::to_string(s).unwrap_or_default(),
-                                reason: reason.clone(),
-                            })
-                            .collect();
-                        self.dead_letter(publisher, rejected).await;
-                    }
-                    Err(error) => {
-                        floor = floor.max(error.retry_after());
-                        tracing::warn!(
-                            sink = %self.name,
-                            publisher = %publisher.describe(),
-                            samples = batch.samples.len(),
-                            %error,
-                            "publisher refused a batch; retrying it"
-                        );
-                        refused.push(i);
-                    }
-                }
+    /// Starts publishing a batch (there is room in flight); an empty one settles its
+    /// submissions along with the batches before it.
+    fn start(&self, batch: Pending, in_flight: &mut InFlight) {
+        if batch.samples.is_empty() {
+            match in_flight.flights.back_mut() {
+                Some(last) => last.tickets.extend(batch.tickets),
+                None => batch.tickets.iter().for_each(|t| t.accept()),
             }
-            if refused.is_empty() {
-                break;
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            todo = refused;
-            let wait = backoff.next(floor);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.abandon.cancelled() => {
-                    let total = self
-                        .stats
-                        .abandoned
-                        .fetch_add(batch.samples.len() as u64, Ordering::Relaxed)
-                        + batch.samples.len() as u64;
-                    tracing::error!(
-                        sink = %self.name,
-                        samples = batch.samples.len(),
-                        abandoned_total = total,
-                        "stopping with a batch some publisher still refuses; it is not \
-                         acknowledged (a bus redelivers it, the embedded mode loses it)"
-                    );
-                    return;
-                }
-            }
-        }
-        if !batch.samples.is_empty() {
-            self.stats
-                .published
-                .fetch_add(batch.samples.len() as u64, Ordering::Relaxed);
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        }
-        for ticket in &batch.tickets {
-            ticket.accept();
-        }
-    }
-}
-
-impl Task {
-    /// Keeps what a publisher refused for good in the dead-letter directory, and counts it.
-    async fn dead_letter(&self, publisher: &Publisher, rejected: Vec<Rejected>) {
-        if rejected.is_empty() {
             return;
         }
-        let n = rejected.len() as u64;
-        let total = self.stats.dead_lettered.fetch_add(n, Ordering::Relaxed) + n;
-        let describe = publisher.describe();
-        let written = self.dead.append(&self.name, &describe, &rejected).await;
-        match written {
-            Ok(()) => tracing::warn!(
-                sink = %self.name,
-                publisher = %describe,
-                rejected = n,
-                dead_lettered_total = total,
-                first_reason = %rejected[0].reason,
-                file = %self.dead.path(&self.name).display(),
-                "publisher refused items; dead-lettered"
-            ),
-            Err(error) => tracing::error!(
-                sink = %self.name,
-                publisher = %describe,
-                rejected = n,
-                first_reason = %rejected[0].reason,
-                %error,
-                "publisher refused items and the dead-letter file cannot be written; they are lost"
-            ),
+        let flight = Flight {
+            tickets: batch.tickets,
+            _permits: batch.permits,
+        };
+        let shared = Arc::clone(&self.shared);
+        in_flight
+            .publishing
+            .push_back(Box::pin(publish(shared, batch.samples)));
+        in_flight.flights.push_back(flight);
+    }
+
+    /// Waits until a batch may start, then starts it.
+    async fn start_when_room(&self, batch: Pending, in_flight: &mut InFlight) {
+        while !in_flight.has_room() {
+            in_flight.settle_next().await;
         }
+        self.start(batch, in_flight);
     }
 }
 

@@ -156,6 +156,10 @@ impl Expr {
 /// as a finite number. A dotted key is looked up whole first, then through nested objects.
 pub fn metadata_number(metadata: &Metadata, path: &[String]) -> Option<f64> {
     let (first, rest) = path.split_first()?;
+    if rest.is_empty() {
+        // The usual case, looked up without building the dotted key.
+        return metadata.get(first).and_then(number);
+    }
     if let Some(v) = metadata.get(&path.join(".")) {
         return number(v);
     }

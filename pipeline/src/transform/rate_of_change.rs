@@ -51,11 +51,10 @@ impl RateOfChange {
             return;
         };
         let point = Point::of(&sample);
-        if !self.previous.contains_key(&sample.name) {
-            self.previous.insert(sample.name.clone(), HashMap::new());
-        }
-        let Some(series) = self.previous.get_mut(&sample.name) else {
-            return;
+        // One lookup per key in the usual case (a series seen before).
+        let series = match self.previous.get_mut(&sample.name) {
+            Some(series) => series,
+            None => self.previous.entry(sample.name.clone()).or_default(),
         };
         let Some(prev) = series.get_mut(&sample.resource_id) else {
             series.insert(sample.resource_id.clone(), point);

@@ -1,0 +1,133 @@
+//! Publishing one batch: every publisher until all of them took it, retrying those that
+//! refuse with backoff, dead-lettering what they refuse for good.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hb_sample::Sample;
+
+use super::Shared;
+use super::retry::Backoff;
+use crate::dead_letter::Rejected;
+use crate::publisher::Publisher;
+
+/// Publishes `samples` with the sink's publishers: `true` once every publisher took them (or
+/// refused them for good: dead letters), `false` when the sink was told to abandon them.
+pub(super) async fn publish(shared: Arc<Shared>, samples: Vec<Sample>) -> bool {
+    shared.publish(samples).await
+}
+
+impl Shared {
+    /// Hands a batch to every publisher until all of them took it, retrying only those that
+    /// refused, with backoff; `false` when the sink was told to abandon it first.
+    async fn publish(&self, samples: Vec<Sample>) -> bool {
+        let mut todo: Vec<usize> = (0..self.publishers.len()).collect();
+        let mut backoff = Backoff::default();
+        while !samples.is_empty() {
+            let attempts = todo.iter().map(|&i| self.publishers[i].publish(&samples));
+            let results = futures_util::future::join_all(attempts).await;
+            let mut refused = Vec::new();
+            let mut floor = None;
+            for (&i, result) in todo.iter().zip(results) {
+                let publisher = &self.publishers[i];
+                match result {
+                    Ok(rejected) => self.dead_letter(publisher, rejected).await,
+                    Err(error) if error.is_permanent() => {
+                        // Retrying cannot help: keep the batch as dead letters, go on.
+                        tracing::error!(
+                            sink = %self.name,
+                            publisher = %publisher.describe(),
+                            samples = samples.len(),
+                            %error,
+                            "publisher refused a batch for good; dead-lettering it"
+                        );
+                        let reason = error.to_string();
+                        let rejected = samples
+                            .iter()
+                            .map(|s| Rejected {
+                                data: serde_json::to_string(s).unwrap_or_default(),
+                                reason: reason.clone(),
+                            })
+                            .collect();
+                        self.dead_letter(publisher, rejected).await;
+                    }
+                    Err(error) => {
+                        floor = floor.max(error.retry_after());
+                        tracing::warn!(
+                            sink = %self.name,
+                            publisher = %publisher.describe(),
+                            samples = samples.len(),
+                            %error,
+                            "publisher refused a batch; retrying it"
+                        );
+                        refused.push(i);
+                    }
+                }
+            }
+            if refused.is_empty() {
+                break;
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            todo = refused;
+            let wait = backoff.next(floor);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.abandon.cancelled() => {
+                    let total = self
+                        .stats
+                        .abandoned
+                        .fetch_add(samples.len() as u64, Ordering::Relaxed)
+                        + samples.len() as u64;
+                    tracing::error!(
+                        sink = %self.name,
+                        samples = samples.len(),
+                        abandoned_total = total,
+                        "stopping with a batch some publisher still refuses; it is not \
+                         acknowledged (a bus redelivers it, the embedded mode loses it)"
+                    );
+                    return false;
+                }
+            }
+        }
+        if !samples.is_empty() {
+            self.stats
+                .published
+                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Keeps what a publisher refused for good in the dead-letter directory, and counts it.
+    async fn dead_letter(&self, publisher: &Publisher, rejected: Vec<Rejected>) {
+        if rejected.is_empty() {
+            return;
+        }
+        let n = rejected.len() as u64;
+        let total = self.stats.dead_lettered.fetch_add(n, Ordering::Relaxed) + n;
+        let describe = publisher.describe();
+        let written = {
+            let _writing = self.dead_writing.lock().await;
+            self.dead.append(&self.name, &describe, &rejected).await
+        };
+        match written {
+            Ok(()) => tracing::warn!(
+                sink = %self.name,
+                publisher = %describe,
+                rejected = n,
+                dead_lettered_total = total,
+                first_reason = %rejected[0].reason,
+                file = %self.dead.path(&self.name).display(),
+                "publisher refused items; dead-lettered"
+            ),
+            Err(error) => tracing::error!(
+                sink = %self.name,
+                publisher = %describe,
+                rejected = n,
+                first_reason = %rejected[0].reason,
+                %error,
+                "publisher refused items and the dead-letter file cannot be written; they are lost"
+            ),
+        }
+    }
+}
