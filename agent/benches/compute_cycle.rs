@@ -19,7 +19,9 @@ use hb_pipeline::{Config, Pipeline};
 
 fn compute_cycle(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../namespaces");
-    let pollsters = namespaces::load(&dir, &["compute".to_owned()]).expect("compute namespace");
+    let pollsters = namespaces::load(&dir, &["compute".to_owned()])
+        .expect("compute namespace")
+        .pollsters;
     let host = Arc::new(Host::local().expect("local host"));
 
     c.bench_function("read", |b| {
@@ -54,6 +56,7 @@ fn compute_cycle(c: &mut Criterion) {
                         Arc::clone(&host),
                         Duration::from_secs(10),
                         None,
+                        hb_agent::coordination::Share::all(),
                     )
                     .await;
                     pipeline.publish(run.samples).await;

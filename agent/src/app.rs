@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use hb_pipeline::config::ConfigErrors;
+use hb_pipeline::config::{ConfigError, ConfigErrors};
 use hb_pipeline::{Config, Pipeline, Transport};
 use tokio_util::sync::CancellationToken;
 
+use crate::coordination::{Coordinator, Share};
 use crate::destination::Destination;
 use crate::host::Host;
 use crate::namespaces::{self, LoadedPollster};
@@ -83,10 +84,14 @@ impl AppError {
 
 /// Runs the command `args` asks for.
 pub async fn run(args: Args) -> Result<ExitCode, AppError> {
-    let pollsters = select(&args)?;
+    let (pollsters, skipped) = select(&args)?;
     if args.list {
         output::pollsters(&mut std::io::stdout().lock(), &pollsters)?;
+        output::skipped(&mut std::io::stderr().lock(), &skipped)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    for error in &skipped {
+        tracing::error!(%error, "pollster definition skipped");
     }
     let host = Arc::new(Host::local()?);
     if args.once {
@@ -129,6 +134,29 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     let heartbeat_every = plan.groups[0].interval;
     let destination = Arc::new(destination);
     let shutdown = CancellationToken::new();
+    let coordinator = match &config.coordination {
+        None => None,
+        Some(c) => {
+            let member = format!(
+                "{}-{}-{:04x}",
+                host.name(),
+                std::process::id(),
+                fastrand::u16(..)
+            );
+            let coordinator = Coordinator::new(c.clone(), member)
+                .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
+            tracing::info!(
+                group = coordinator.group(),
+                member = coordinator.member(),
+                "joining the coordination group"
+            );
+            Some(Arc::new(coordinator))
+        }
+    };
+    let membership = coordinator.clone().map(|c| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { c.run(shutdown).await })
+    });
     let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
         shutdown.clone(),
         "finishing the cycle in flight, then flushing",
@@ -139,9 +167,12 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
         heartbeat_every,
         shutdown.clone(),
     ));
-    scheduler::run(plan, host, Arc::clone(&destination), shutdown).await;
+    scheduler::run(plan, host, Arc::clone(&destination), coordinator, shutdown).await;
     signals.abort();
     let _ = bus.await;
+    if let Some(membership) = membership {
+        let _ = membership.await;
+    }
     let failed = destination.finish().await;
     tracing::info!(failed_flushes = failed, "hb-polling stopped");
     // A publisher that could not make its data durable is worth a non-zero exit.
@@ -175,8 +206,9 @@ async fn bus_tasks(
     tokio::join!(heartbeats, outbox.replay(shutdown.clone()));
 }
 
-/// Loads the requested namespaces and applies --pollster-list.
-fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
+/// Loads the requested namespaces and applies --pollster-list; also returns the plugin
+/// definitions that were skipped.
+fn select(args: &Args) -> Result<(Vec<Arc<LoadedPollster>>, Vec<ConfigError>), AppError> {
     let mut wanted: Vec<String> = Vec::new();
     for ns in &args.polling_namespaces {
         if wanted.contains(ns) {
@@ -192,7 +224,8 @@ fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
             available.join(", ")
         )));
     }
-    let mut pollsters = namespaces::load(&args.namespaces_dir, &wanted)?;
+    let loaded = namespaces::load(&args.namespaces_dir, &wanted)?;
+    let mut pollsters = loaded.pollsters;
     if !args.pollster_list.is_empty() {
         let globs = args
             .pollster_list
@@ -214,7 +247,7 @@ fn select(args: &Args) -> Result<Vec<Arc<LoadedPollster>>, AppError> {
             )));
         }
     }
-    Ok(pollsters)
+    Ok((pollsters, loaded.skipped))
 }
 
 /// `--once`: every selected pollster once, concurrently, each under its timeout.
@@ -227,7 +260,7 @@ async fn once(
         let (p, host) = (Arc::clone(p), Arc::clone(&host));
         tokio::spawn(async move {
             let timeout = p.timeout;
-            runner::run(p, host, timeout, None).await
+            runner::run(p, host, timeout, None, Share::all()).await
         })
     });
     let mut samples = Vec::new();

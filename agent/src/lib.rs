@@ -15,18 +15,22 @@
 //! - [`spool`]: the bounded, checksummed on-disk spool.
 //! - [`host`]: the measured machine behind a root path (fixtures replay recorded trees).
 //! - [`compute`]: the local machine's pollsters (one file each).
-//! - [`central`]: HTTP and TCP checks of declared targets.
+//! - [`central`]: HTTP, TCP and Redis checks of declared targets.
+//! - [`plugins`]: pollsters declared without Rust: HTTP JSON APIs, Nagios plugins, programs.
+//! - [`coordination`]: central agents sharing the work through Redis (a hash ring).
 //! - [`output`]: tables and JSON lines for `--list` and `--once`.
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod central;
 pub mod compute;
+pub mod coordination;
 pub mod destination;
 pub mod host;
 pub mod namespaces;
 pub mod outbox;
 pub mod output;
+pub mod plugins;
 pub mod pollster;
 pub mod registry;
 pub mod runner;

@@ -50,6 +50,7 @@ pub fn pollsters(
                     m.name.clone(),
                     m.kind.to_string(),
                     m.unit.clone(),
+                    p.source.display().to_string(),
                     description.clone(),
                 ]
             })
@@ -64,10 +65,19 @@ pub fn pollsters(
             "METER",
             "TYPE",
             "UNIT",
+            "SOURCE",
             "DESCRIPTION",
         ],
         &rows,
     )
+}
+
+/// `--list`: the plugin definitions that were skipped, and why.
+pub fn skipped(out: &mut impl Write, skipped: &[hb_pipeline::ConfigError]) -> io::Result<()> {
+    for e in skipped {
+        writeln!(out, "hb-polling: skipped: {e}")?;
+    }
+    Ok(())
 }
 
 /// `--once`: samples as a table.

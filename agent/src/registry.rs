@@ -80,6 +80,11 @@ pub const BUILTINS: &[Builtin] = &[
         kind: Kind::Monitor,
         build: central::tcp::build,
     },
+    Builtin {
+        name: "redis",
+        kind: Kind::Monitor,
+        build: central::redis::build,
+    },
 ];
 
 /// The built-in called `name`.

@@ -1,7 +1,6 @@
 //! Runs one pollster once: a guard against overlapping runs, the timeout, and the stamping of
 //! measurements into samples (declared type and unit, one timestamp per run, host metadata).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -9,9 +8,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use hb_sample::Sample;
 
+use crate::coordination::Share;
 use crate::host::Host;
 use crate::namespaces::LoadedPollster;
-use crate::pollster::{Implementation, Measurement, PollError};
+use crate::pollster::{Implementation, Measurement, PollError, Split};
+use crate::scheduler::Wanted;
 
 /// Per-pollster bookkeeping across runs.
 #[derive(Debug, Default)]
@@ -31,15 +32,30 @@ pub struct Run {
     pub error: Option<PollError>,
     /// Measurements refused: undeclared meter or non-finite value (each logged).
     pub rejected: usize,
+    /// Not polled: another agent of the coordination group owns it this cycle.
+    pub not_ours: bool,
 }
 
-/// Runs `pollster` once within `timeout`. With `wanted`, only those meters are kept.
+/// Runs `pollster` once within `timeout`. With `wanted`, only those meters are kept; `share`
+/// says which of its resources are this agent's (see [`Split`]).
 pub async fn run(
     pollster: Arc<LoadedPollster>,
     host: Arc<Host>,
     timeout: Duration,
-    wanted: Option<Arc<HashSet<String>>>,
+    wanted: Option<Arc<Wanted>>,
+    share: Share,
 ) -> Run {
+    if pollster.split == Split::Whole && !share.owns(&pollster.name) {
+        return Run {
+            not_ours: true,
+            ..Run::default()
+        };
+    }
+    let share = if pollster.split == Split::Local {
+        Share::all()
+    } else {
+        share
+    };
     let timestamp = Utc::now();
     let monotonic = monotonic_ns();
     let polled = match &pollster.implementation {
@@ -60,7 +76,7 @@ pub async fn run(
                 }
             }
         }
-        Implementation::Net(imp) => match tokio::time::timeout(timeout, imp.poll()).await {
+        Implementation::Net(imp) => match tokio::time::timeout(timeout, imp.poll(&share)).await {
             Ok(result) => result,
             Err(_) => Err(PollError::Timeout(timeout)),
         },
@@ -70,7 +86,7 @@ pub async fn run(
         Err(e) => run.error = Some(e),
         Ok(measurements) => {
             for m in measurements {
-                if wanted.as_ref().is_some_and(|w| !w.contains(m.meter)) {
+                if wanted.as_ref().is_some_and(|w| !w.contains(&m.meter)) {
                     continue;
                 }
                 match stamp(&pollster, m, timestamp, monotonic, host.name()) {
@@ -90,21 +106,25 @@ fn stamp(
     monotonic: Option<u64>,
     host: &str,
 ) -> Option<Sample> {
-    let Some(def) = pollster.meter(m.meter) else {
-        tracing::warn!(pollster = %pollster.name, meter = m.meter, "pollster emitted a meter it does not declare; dropped");
+    let Some(def) = pollster.meter(&m.meter) else {
+        tracing::warn!(pollster = %pollster.name, meter = %m.meter, "pollster emitted a meter it does not declare; dropped");
         return None;
+    };
+    let (kind, unit) = match (&def.family, m.typed) {
+        (Some(_), Some((kind, unit))) => (kind, unit),
+        _ => (def.kind, def.unit.clone()),
     };
     let mut metadata = m.metadata;
     metadata.entry("host").or_insert_with(|| host.into());
-    match Sample::new(
-        m.meter,
-        def.kind,
-        &def.unit,
-        m.volume,
-        m.resource_id,
-        timestamp,
-    ) {
-        Ok(sample) => {
+    let resource_id = if m.resource_id.is_empty() {
+        host.to_owned()
+    } else {
+        m.resource_id
+    };
+    match Sample::new(m.meter, kind, unit, m.volume, resource_id, timestamp) {
+        Ok(mut sample) => {
+            sample.project_id = m.project_id;
+            sample.user_id = m.user_id;
             let sample = sample.with_metadata(metadata);
             Some(match monotonic {
                 Some(ns) => sample.with_monotonic_time(ns),

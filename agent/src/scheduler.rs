@@ -3,20 +3,22 @@
 //! interval, and publishes each pollster's samples as soon as it returns, so neither a slow
 //! pollster nor a slow broker delays anybody. One summary line per cycle.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use hb_pipeline::MeterFilter;
 use hb_pipeline::config::Source;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::coordination::{self, Coordinator, Share};
 use crate::destination::{Destination, Published};
 use crate::host::Host;
 use crate::namespaces::LoadedPollster;
-use crate::pollster::{Kind, PollError};
+use crate::pollster::{Kind, PollError, Split};
 use crate::runner;
 
 /// What runs at which interval.
@@ -41,60 +43,111 @@ pub struct Entry {
     /// The pollster.
     pub pollster: Arc<LoadedPollster>,
     /// Meters some source with this interval selects.
-    pub wanted: Arc<HashSet<String>>,
+    pub wanted: Arc<Wanted>,
     /// For info pollsters: collected already, never polled again.
     collected: AtomicBool,
 }
 
-impl Plan {
-    /// Which pollsters run at which interval: a pollster runs at every interval of a source that
-    /// selects one of its meters, once per cycle however many sources want it. An info
-    /// pollster runs only in the shortest of those intervals, until it has succeeded once.
-    pub fn new(pollsters: &[Arc<LoadedPollster>], sources: &[Source]) -> Self {
-        let mut wanted: BTreeMap<Duration, Vec<HashSet<String>>> = BTreeMap::new();
-        for source in sources {
-            let slots = wanted
-                .entry(source.interval)
-                .or_insert_with(|| vec![HashSet::new(); pollsters.len()]);
-            for (slot, p) in slots.iter_mut().zip(pollsters) {
-                slot.extend(
-                    p.meters
+/// The meters wanted from one pollster in one group.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    /// Declared meters some source selects.
+    names: HashSet<String>,
+    /// For meters of a family (named as the pollster runs): the filters of the sources that
+    /// select the family, each name checked as it comes.
+    filters: Vec<MeterFilter>,
+}
+
+impl Wanted {
+    /// What `sources` want of `pollster`.
+    fn of(pollster: &LoadedPollster, sources: &[&Source]) -> Self {
+        let selects =
+            |m: &crate::pollster::MeterDef| sources.iter().any(|s| s.meters.matches(&m.name));
+        Self {
+            names: pollster
+                .meters
+                .iter()
+                .filter(|m| m.family.is_none() && selects(m))
+                .map(|m| m.name.clone())
+                .collect(),
+            filters: sources
+                .iter()
+                .filter(|s| {
+                    pollster
+                        .meters
                         .iter()
-                        .filter(|m| source.meters.matches(&m.name))
-                        .map(|m| m.name.clone()),
-                );
-            }
+                        .any(|m| m.family.is_some() && s.meters.matches(&m.name))
+                })
+                .map(|s| s.meters.clone())
+                .collect(),
         }
-        let mut info_placed = vec![false; pollsters.len()];
-        let mut groups = Vec::new();
-        for (interval, slots) in wanted {
-            let mut entries = Vec::new();
-            for (i, meters) in slots.into_iter().enumerate() {
-                let p = &pollsters[i];
-                if meters.is_empty() || (p.kind == Kind::Info && info_placed[i]) {
+    }
+
+    /// The declared meters wanted, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// True when `meter` is wanted.
+    pub fn contains(&self, meter: &str) -> bool {
+        self.names.contains(meter) || self.filters.iter().any(|f| f.matches(meter))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.filters.is_empty()
+    }
+}
+
+impl Plan {
+    /// What runs at which interval: a pollster runs at every interval of a source that
+    /// selects one of its meters (a family is selected by a source whose filter matches its
+    /// pattern, `*` for instance), once per cycle however many sources want it; a pollster
+    /// with its own `interval` runs at that one only. An info pollster runs only in the
+    /// shortest of those intervals, until it has succeeded once.
+    pub fn new(pollsters: &[Arc<LoadedPollster>], sources: &[Source]) -> Self {
+        let mut groups: BTreeMap<Duration, Vec<Entry>> = BTreeMap::new();
+        for p in pollsters {
+            let selecting: Vec<&Source> = sources
+                .iter()
+                .filter(|s| p.meters.iter().any(|m| s.meters.matches(&m.name)))
+                .collect();
+            let Some(shortest) = selecting.iter().map(|s| s.interval).min() else {
+                continue;
+            };
+            let intervals: BTreeSet<Duration> = match (p.interval, p.kind) {
+                (Some(own), _) => BTreeSet::from([own]),
+                (None, Kind::Info) => BTreeSet::from([shortest]),
+                (None, Kind::Monitor) => selecting.iter().map(|s| s.interval).collect(),
+            };
+            for interval in intervals {
+                let at_this: Vec<&Source> = if p.interval.is_some() || p.kind == Kind::Info {
+                    selecting.clone()
+                } else {
+                    selecting
+                        .iter()
+                        .copied()
+                        .filter(|s| s.interval == interval)
+                        .collect()
+                };
+                let wanted = Wanted::of(p, &at_this);
+                if wanted.is_empty() {
                     continue;
                 }
-                let meters = if p.kind == Kind::Info {
-                    info_placed[i] = true;
-                    p.meters
-                        .iter()
-                        .map(|m| m.name.clone())
-                        .filter(|m| sources.iter().any(|s| s.meters.matches(m)))
-                        .collect()
-                } else {
-                    meters
-                };
-                entries.push(Entry {
+                groups.entry(interval).or_default().push(Entry {
                     pollster: Arc::clone(p),
-                    wanted: Arc::new(meters),
+                    wanted: Arc::new(wanted),
                     collected: AtomicBool::new(false),
                 });
             }
-            if !entries.is_empty() {
-                groups.push(Group { interval, entries });
-            }
         }
-        Self { groups }
+        Self {
+            groups: groups
+                .into_iter()
+                .map(|(interval, entries)| Group { interval, entries })
+                .collect(),
+        }
     }
 
     /// True when nothing would ever be polled.
@@ -107,23 +160,33 @@ impl Plan {
 /// counted) until one finishes.
 const MAX_CYCLES_IN_FLIGHT: usize = 8;
 
-/// Runs every group until `shutdown` is cancelled; a cycle in flight is finished first.
+/// Runs every group until `shutdown` is cancelled; a cycle in flight is finished first. With a
+/// `coordinator`, cycles start on wall-clock multiples of their interval and poll only this
+/// agent's share (see [`crate::coordination`]).
 pub async fn run(
     plan: Plan,
     host: Arc<Host>,
     destination: Arc<Destination>,
+    coordinator: Option<Arc<Coordinator>>,
     shutdown: CancellationToken,
 ) {
     let mut loops = JoinSet::new();
     for group in plan.groups {
-        let (host, destination, shutdown) = (
+        let (host, destination, shutdown, coordinator) = (
             Arc::clone(&host),
             Arc::clone(&destination),
             shutdown.clone(),
+            coordinator.clone(),
         );
         loops.spawn(async move {
             let group = Arc::new(group);
-            let mut ticker = tokio::time::interval(group.interval);
+            let mut ticker = match &coordinator {
+                None => tokio::time::interval(group.interval),
+                Some(_) => {
+                    let wait = coordination::until_next_cycle(SystemTime::now(), group.interval);
+                    tokio::time::interval_at(tokio::time::Instant::now() + wait, group.interval)
+                }
+            };
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             // Cycles run as tasks: a broker slow to confirm delays no poll.
             let mut cycles = JoinSet::new();
@@ -147,9 +210,16 @@ pub async fn run(
                             );
                             continue;
                         }
-                        let (group, host, destination) =
-                            (Arc::clone(&group), Arc::clone(&host), Arc::clone(&destination));
-                        cycles.spawn(async move { cycle(&group, &host, &destination).await });
+                        let (group, host, destination, coordinator) = (
+                            Arc::clone(&group),
+                            Arc::clone(&host),
+                            Arc::clone(&destination),
+                            coordinator.clone(),
+                        );
+                        cycles.spawn(async move {
+                            let share = share(&group, coordinator.as_deref()).await;
+                            cycle(&group, &host, &destination, &share).await
+                        });
                     }
                 }
             }
@@ -170,9 +240,27 @@ struct Summary {
     rejected: usize,
     published: Published,
     failed: Vec<String>,
+    /// Pollsters another agent of the coordination group polls this cycle.
+    not_ours: usize,
 }
 
-async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>) {
+/// This agent's share for the cycle starting now: everything without coordination, or when
+/// nothing in the group is divided.
+async fn share(group: &Group, coordinator: Option<&Coordinator>) -> Share {
+    let divided = group
+        .entries
+        .iter()
+        .any(|e| e.pollster.split != Split::Local);
+    match coordinator {
+        Some(c) if divided => {
+            c.share(coordination::cycle_start(SystemTime::now(), group.interval))
+                .await
+        }
+        _ => Share::all(),
+    }
+}
+
+async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, share: &Share) {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     let mut names = HashMap::new();
@@ -181,30 +269,42 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>) 
             continue;
         }
         let p = Arc::clone(&entry.pollster);
-        let (host, destination, wanted) = (
+        let (host, destination, wanted, share) = (
             Arc::clone(host),
             Arc::clone(destination),
             Arc::clone(&entry.wanted),
+            share.clone(),
         );
         let timeout = p.timeout.min(group.interval);
         let handle = tasks.spawn(async move {
             let namespace = p.namespace.clone();
-            let run = runner::run(p, host, timeout, Some(wanted)).await;
+            let run = runner::run(p, host, timeout, Some(wanted), share).await;
             let polled = run.samples.len();
             let published = if polled > 0 {
                 destination.publish(&namespace, run.samples).await
             } else {
                 Published::default()
             };
-            (index, run.error, polled, run.rejected, published)
+            (
+                index,
+                run.error,
+                polled,
+                run.rejected,
+                published,
+                run.not_ours,
+            )
         });
         names.insert(handle.id(), entry.pollster.name.clone());
     }
     let mut summary = Summary::default();
     while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok((_, (index, error, polled, rejected, published))) => {
+            Ok((_, (index, error, polled, rejected, published, not_ours))) => {
                 let entry = &group.entries[index];
+                if not_ours {
+                    summary.not_ours += 1;
+                    continue;
+                }
                 summary.samples += polled;
                 summary.rejected += rejected;
                 summary.published += published;
@@ -234,6 +334,8 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>) 
         failed_deliveries = summary.published.failed,
         unrouted = summary.published.unrouted,
         rejected = summary.rejected,
+        left_to_others = summary.not_ours,
+        members = share.members().len(),
         failed_pollsters = %summary.failed.join(","),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "cycle done"

@@ -42,6 +42,7 @@ fn list_shows_every_meter_with_kind_type_and_unit() {
             "METER",
             "TYPE",
             "UNIT",
+            "SOURCE",
             "DESCRIPTION"
         ]
     );
@@ -55,6 +56,11 @@ fn list_shows_every_meter_with_kind_type_and_unit() {
     assert_eq!(
         row("cpu")[..6],
         ["compute", "cpu", "monitor", "cpu", "cumulative", "ns"]
+    );
+    assert!(
+        row("cpu")[6].ends_with("namespaces/compute/host.yaml"),
+        "source of cpu: {}",
+        row("cpu")[6]
     );
     assert_eq!(
         row("host.info")[..6],

@@ -42,7 +42,9 @@ fn poll(name: &str) -> Vec<Measurement> {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("ns")).expect("mkdir");
     std::fs::write(dir.path().join("ns/p.yaml"), yaml).expect("write");
-    let loaded = namespaces::load(dir.path(), &["ns".to_owned()]).expect("load");
+    let loaded = namespaces::load(dir.path(), &["ns".to_owned()])
+        .expect("load")
+        .pollsters;
     assert_eq!(loaded[0].kind, def.kind);
     let Implementation::Host(p) = &loaded[0].implementation else {
         panic!("{name} is not a host pollster")
@@ -52,7 +54,7 @@ fn poll(name: &str) -> Vec<Measurement> {
 
 fn values(ms: &[Measurement]) -> Vec<(&str, f64, &str)> {
     ms.iter()
-        .map(|m| (m.meter, m.volume, m.resource_id.as_str()))
+        .map(|m| (m.meter.as_ref(), m.volume, m.resource_id.as_str()))
         .collect()
 }
 
@@ -202,7 +204,8 @@ fn uptime_processes_and_host_info() {
 #[test]
 fn every_compute_pollster_emits_only_declared_meters_and_every_declared_meter_is_emitted() {
     let pollsters = namespaces::load(&repo_namespaces(), &["compute".to_owned()])
-        .expect("repo namespaces load");
+        .expect("repo namespaces load")
+        .pollsters;
     let host = host();
     let mut declared = BTreeSet::new();
     let mut emitted = BTreeSet::new();
@@ -212,12 +215,12 @@ fn every_compute_pollster_emits_only_declared_meters_and_every_declared_meter_is
         };
         for m in imp.poll(&host).expect("poll") {
             assert!(
-                p.meter(m.meter).is_some(),
+                p.meter(&m.meter).is_some(),
                 "pollster `{}` emits undeclared meter `{}`",
                 p.name,
                 m.meter
             );
-            emitted.insert(m.meter.to_owned());
+            emitted.insert(m.meter.to_string());
         }
         declared.extend(p.meters.iter().map(|m| m.name.clone()));
     }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hb_agent::coordination::Share;
 use hb_agent::destination::Destination;
 use hb_agent::host::{FsUsage, Host};
 use hb_agent::namespaces::LoadedPollster;
 use hb_agent::pollster::{
-    HostPollster, Implementation, Kind, Measurement, MeterDef, PollError, PollResult,
+    HostPollster, Implementation, Kind, Measurement, MeterDef, PollError, PollResult, Split,
 };
 use hb_agent::runner::{self, RunState};
 use hb_agent::scheduler::{self, Plan};
@@ -55,15 +56,13 @@ fn pollster(
         description: String::new(),
         meters: meters
             .iter()
-            .map(|m| MeterDef {
-                name: (*m).into(),
-                kind: SampleType::Gauge,
-                unit: "x".into(),
-                description: String::new(),
-            })
+            .map(|m| MeterDef::new(*m, SampleType::Gauge, "x"))
             .collect(),
         timeout: Duration::from_secs(10),
+        interval: None,
         implementation: Implementation::Host(Arc::new(imp)),
+        split: Split::Local,
+        source: "test.yaml".into(),
         state: RunState::default(),
     })
 }
@@ -88,20 +87,34 @@ async fn a_run_past_its_timeout_fails_and_is_not_started_again_until_it_returns(
         &["slow.value"],
         Sleepy(Duration::from_millis(600)),
     );
-    let run = runner::run(Arc::clone(&p), host(), Duration::from_millis(100), None).await;
+    let run = runner::run(
+        Arc::clone(&p),
+        host(),
+        Duration::from_millis(100),
+        None,
+        Share::all(),
+    )
+    .await;
     assert!(
         matches!(run.error, Some(PollError::Timeout(_))),
         "{:?}",
         run.error
     );
-    let run = runner::run(Arc::clone(&p), host(), Duration::from_millis(100), None).await;
+    let run = runner::run(
+        Arc::clone(&p),
+        host(),
+        Duration::from_millis(100),
+        None,
+        Share::all(),
+    )
+    .await;
     assert!(
         matches!(run.error, Some(PollError::StillRunning(_))),
         "{:?}",
         run.error
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let run = runner::run(p, host(), Duration::from_secs(2), None).await;
+    let run = runner::run(p, host(), Duration::from_secs(2), None, Share::all()).await;
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.samples.len(), 1);
 }
@@ -110,7 +123,14 @@ async fn a_run_past_its_timeout_fails_and_is_not_started_again_until_it_returns(
 async fn a_panicking_pollster_is_a_failed_run_and_runs_again_next_time() {
     let p = pollster("bug", Kind::Monitor, &["x"], Panics);
     for _ in 0..2 {
-        let run = runner::run(Arc::clone(&p), host(), Duration::from_secs(1), None).await;
+        let run = runner::run(
+            Arc::clone(&p),
+            host(),
+            Duration::from_secs(1),
+            None,
+            Share::all(),
+        )
+        .await;
         assert!(
             matches!(&run.error, Some(PollError::Task(m)) if m.contains("panicked")),
             "{:?}",
@@ -127,7 +147,7 @@ async fn samples_are_stamped_from_the_declaration_and_bad_measurements_are_refus
         &["a", "b"],
         Fixed(vec![("a", 1.5), ("b", f64::NAN), ("undeclared", 1.0)]),
     );
-    let run = runner::run(p, host(), Duration::from_secs(1), None).await;
+    let run = runner::run(p, host(), Duration::from_secs(1), None, Share::all()).await;
     assert!(run.error.is_none());
     assert_eq!(run.rejected, 2);
     let [s] = &run.samples[..] else {
@@ -181,8 +201,8 @@ sinks:
                 .entries
                 .iter()
                 .map(|e| {
-                    let mut wanted: Vec<String> = e.wanted.iter().cloned().collect();
-                    wanted.sort();
+                    let wanted: Vec<String> =
+                        e.wanted.names().into_iter().map(str::to_owned).collect();
                     (e.pollster.name.clone(), wanted)
                 })
                 .collect();
@@ -232,7 +252,13 @@ async fn a_slow_pollster_does_not_delay_the_samples_of_the_others() {
     ));
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let running = tokio::spawn(scheduler::run(plan, host(), pipeline, shutdown.clone()));
+    let running = tokio::spawn(scheduler::run(
+        plan,
+        host(),
+        pipeline,
+        None,
+        shutdown.clone(),
+    ));
     let out = dir.path().join("out.jsonl");
     let lines = || std::fs::read_to_string(&out).unwrap_or_default();
     while !lines().contains("fast.value") {

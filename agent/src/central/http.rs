@@ -17,6 +17,7 @@ use hb_pipeline::error_chain;
 use reqwest::{Client, Url, redirect};
 
 use super::name_and_timeout;
+use crate::coordination::Share;
 use crate::namespaces::{DefError, PollsterDef};
 use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
 
@@ -27,6 +28,8 @@ pub struct HttpResponse {
 }
 
 struct Target {
+    /// `<pollster>/<target>`: what coordinated agents divide.
+    key: String,
     name: String,
     url: Url,
     timeout: Duration,
@@ -57,7 +60,12 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
                 format!("`{raw}` is not an absolute http:// or https:// URL"),
             ));
         }
-        targets.push(Target { name, url, timeout });
+        targets.push(Target {
+            key: format!("{}/{name}", def.name.value),
+            name,
+            url,
+            timeout,
+        });
     }
     // The process-wide TLS provider; a second install attempt (another pollster) is harmless.
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
@@ -73,9 +81,10 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
 }
 
 impl NetPollster for HttpResponse {
-    fn poll(&self) -> PollFuture<'_> {
+    fn poll<'a>(&'a self, share: &'a Share) -> PollFuture<'a> {
         Box::pin(async move {
-            let checks = self.targets.iter().map(|t| check(&self.client, t));
+            let mine = self.targets.iter().filter(|t| share.owns(&t.key));
+            let checks = mine.map(|t| check(&self.client, t));
             Ok(join_all(checks).await.into_iter().flatten().collect())
         })
     }

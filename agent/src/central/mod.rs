@@ -3,6 +3,7 @@
 //! says why (metadata `result`, `error`), never a failed pollster.
 
 pub mod http;
+pub mod redis;
 pub mod tcp;
 
 use std::time::Duration;

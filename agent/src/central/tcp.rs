@@ -15,6 +15,7 @@ use futures_util::future::join_all;
 use tokio::net::TcpStream;
 
 use super::{classify_io, name_and_timeout};
+use crate::coordination::Share;
 use crate::namespaces::{DefError, PollsterDef};
 use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
 
@@ -24,6 +25,8 @@ pub struct TcpConnect {
 }
 
 struct Target {
+    /// `<pollster>/<target>`: what coordinated agents divide.
+    key: String,
     name: String,
     address: String,
     timeout: Duration,
@@ -64,6 +67,7 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
             }
         };
         targets.push(Target {
+            key: format!("{}/{name}", def.name.value),
             name,
             address,
             timeout,
@@ -73,9 +77,10 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
 }
 
 impl NetPollster for TcpConnect {
-    fn poll(&self) -> PollFuture<'_> {
+    fn poll<'a>(&'a self, share: &'a Share) -> PollFuture<'a> {
         Box::pin(async move {
-            Ok(join_all(self.targets.iter().map(check))
+            let mine = self.targets.iter().filter(|t| share.owns(&t.key));
+            Ok(join_all(mine.map(check))
                 .await
                 .into_iter()
                 .flatten()

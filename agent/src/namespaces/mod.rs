@@ -10,7 +10,15 @@
 //!     meters:
 //!       - {name: memory.total, type: gauge, unit: B, description: Physical memory}
 //!     targets: [...]          # only for pollsters that check targets (http.response, tcp.connect)
+//! http_json: [...]            # declarative pollsters, see crate::plugins
+//! nagios: [...]
+//! exec: [...]
 //! ```
+//!
+//! A mistake in the built-in `pollsters:` refuses start-up; a wrong plugin definition is
+//! reported and skipped (see [`Loaded::skipped`]).
+
+mod definitions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +30,7 @@ use hb_sample::SampleType;
 use serde::Deserialize;
 use serde_saphyr::Spanned as At;
 
-use crate::pollster::{Implementation, Kind, MeterDef};
+use crate::pollster::{Implementation, Kind, MeterDef, Split};
 use crate::registry;
 use crate::runner::RunState;
 
@@ -32,7 +40,25 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NamespaceFile {
+    #[serde(default)]
     pollsters: Vec<PollsterDef>,
+    #[serde(default)]
+    http_json: Vec<At<serde_json::Value>>,
+    #[serde(default)]
+    nagios: Vec<At<serde_json::Value>>,
+    #[serde(default)]
+    exec: Vec<At<serde_json::Value>>,
+}
+
+impl NamespaceFile {
+    /// The plugin sections, by key.
+    fn sections(&self) -> [(&'static str, &[At<serde_json::Value>]); 3] {
+        [
+            ("http_json", &self.http_json),
+            ("nagios", &self.nagios),
+            ("exec", &self.exec),
+        ]
+    }
 }
 
 /// One pollster declaration, as written.
@@ -152,17 +178,35 @@ pub struct LoadedPollster {
     pub meters: Vec<MeterDef>,
     /// Run timeout.
     pub timeout: Duration,
+    /// Its own interval, when it sets one (else the intervals of the sources that want it).
+    pub interval: Option<Duration>,
     /// How it runs.
     pub implementation: Implementation,
+    /// How coordinated agents divide its work.
+    pub split: Split,
+    /// The namespace file that declares it.
+    pub source: PathBuf,
     /// In-flight and failure bookkeeping.
     pub state: RunState,
 }
 
 impl LoadedPollster {
-    /// The declaration of `meter`, if this pollster declares it.
+    /// The declaration that covers `meter`: its own, else a family it belongs to.
     pub fn meter(&self, meter: &str) -> Option<&MeterDef> {
-        self.meters.iter().find(|m| m.name == meter)
+        self.meters
+            .iter()
+            .find(|m| m.family.is_none() && m.name == meter)
+            .or_else(|| self.meters.iter().find(|m| m.covers(meter)))
     }
+}
+
+/// What [`load`] found: the pollsters, and the plugin definitions it had to skip.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Ready to run, in file order.
+    pub pollsters: Vec<Arc<LoadedPollster>>,
+    /// Each wrong plugin definition: file, line, definition, field and reason.
+    pub skipped: Vec<ConfigError>,
 }
 
 /// The namespaces present in `dir` (its subdirectories), sorted.
@@ -178,50 +222,66 @@ pub fn available(dir: &Path) -> Result<Vec<String>, ConfigError> {
     Ok(names)
 }
 
-/// Loads the pollsters of `namespaces`, refusing the whole set if any declaration is wrong.
-pub fn load(dir: &Path, namespaces: &[String]) -> Result<Vec<Arc<LoadedPollster>>, ConfigErrors> {
+/// Loads the pollsters of `namespaces`: the built-in declarations of their directories
+/// (refusing the whole set if any is wrong) and every plugin definition, in any namespace
+/// directory, that belongs to one of them (skipping, and reporting, those that are wrong).
+pub fn load(dir: &Path, namespaces: &[String]) -> Result<Loaded, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut loaded: Vec<Arc<LoadedPollster>> = Vec::new();
+    let mut loaded = Loaded::default();
     let mut seen_pollsters: HashMap<String, PathBuf> = HashMap::new();
     let mut seen_meters: HashMap<String, String> = HashMap::new();
-    for namespace in namespaces {
-        for path in yaml_files(&dir.join(namespace)).map_err(ConfigErrors::from)? {
+    let mut dirs = available(dir).map_err(ConfigErrors::from)?;
+    // Requested namespaces first, in the order asked, so their pollsters come first.
+    dirs.sort_by_key(|d| namespaces.iter().position(|n| n == d).unwrap_or(usize::MAX));
+    for ns_dir in &dirs {
+        let requested = namespaces.contains(ns_dir);
+        for path in yaml_files(&dir.join(ns_dir)).map_err(ConfigErrors::from)? {
             let file: NamespaceFile = match std::fs::read_to_string(&path)
                 .map_err(|e| file_error(&path, format!("cannot read: {e}")))
                 .and_then(|text| parse_yaml(&text, &path))
             {
                 Ok(f) => f,
-                Err(e) => {
+                Err(e) if requested => {
                     errors.push(e);
                     continue;
                 }
-            };
-            for (i, def) in file.pollsters.iter().enumerate() {
-                let refuse = |e: DefError| ConfigError {
-                    origin: Origin::File {
-                        path: path.clone(),
-                        position: e.position,
-                    },
-                    key: format!(
-                        "pollsters[{i}]{}{}",
-                        if e.field.is_empty() { "" } else { "." },
-                        e.field
-                    ),
-                    message: e.message,
-                };
-                let name = &def.name.value;
-                if let Some(first) = seen_pollsters.get(name) {
-                    let msg = format!(
-                        "duplicate pollster `{name}` (also declared in {})",
-                        first.display()
-                    );
-                    errors.push(refuse(DefError::at(&def.name, "name", msg)));
+                Err(e) => {
+                    // Not ours to refuse: another namespace's file. Its definitions cannot be
+                    // read, so say so in case one of them was meant for us.
+                    loaded.skipped.push(e);
                     continue;
                 }
-                seen_pollsters.insert(name.clone(), path.clone());
-                match build(namespace, def, &mut seen_meters) {
-                    Ok(p) => loaded.push(Arc::new(p)),
-                    Err(e) => errors.push(refuse(e)),
+            };
+            if requested {
+                builtins(
+                    ns_dir,
+                    &path,
+                    &file,
+                    &mut seen_pollsters,
+                    &mut seen_meters,
+                    &mut loaded.pollsters,
+                    &mut errors,
+                );
+            }
+            for (section, entries) in file.sections() {
+                for (i, entry) in entries.iter().enumerate() {
+                    let found = definitions::load(
+                        definitions::Entry {
+                            section,
+                            index: i,
+                            value: entry,
+                            file: &path,
+                            directory: ns_dir,
+                        },
+                        namespaces,
+                        &mut seen_pollsters,
+                        &mut seen_meters,
+                    );
+                    match found {
+                        Ok(Some(p)) => loaded.pollsters.push(Arc::new(p)),
+                        Ok(None) => {}
+                        Err(e) => loaded.skipped.push(e),
+                    }
                 }
             }
         }
@@ -230,6 +290,49 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Vec<Arc<LoadedPollster>
         Ok(loaded)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The built-in declarations (`pollsters:`) of one file of a requested namespace.
+fn builtins(
+    namespace: &str,
+    path: &Path,
+    file: &NamespaceFile,
+    seen_pollsters: &mut HashMap<String, PathBuf>,
+    seen_meters: &mut HashMap<String, String>,
+    loaded: &mut Vec<Arc<LoadedPollster>>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (i, def) in file.pollsters.iter().enumerate() {
+        let refuse = |e: DefError| ConfigError {
+            origin: Origin::File {
+                path: path.to_owned(),
+                position: e.position,
+            },
+            key: format!(
+                "pollsters[{i}]{}{}",
+                if e.field.is_empty() { "" } else { "." },
+                e.field
+            ),
+            message: e.message,
+        };
+        let name = &def.name.value;
+        if let Some(first) = seen_pollsters.get(name) {
+            let msg = format!(
+                "duplicate pollster `{name}` (also declared in {})",
+                first.display()
+            );
+            errors.push(refuse(DefError::at(&def.name, "name", msg)));
+            continue;
+        }
+        seen_pollsters.insert(name.clone(), path.to_owned());
+        match build(namespace, def, seen_meters) {
+            Ok(p) => loaded.push(Arc::new(LoadedPollster {
+                source: path.to_owned(),
+                ..p
+            })),
+            Err(e) => errors.push(refuse(e)),
+        }
     }
 }
 
@@ -293,14 +396,16 @@ fn build(
             );
             return Err(DefError::at(&m.name, format!("meters[{j}].name"), msg));
         }
-        meters.push(MeterDef {
-            name: m.name.value.clone(),
-            kind: m.kind,
-            unit: m.unit.value.clone(),
-            description: m.description.clone(),
-        });
+        meters.push(
+            MeterDef::new(m.name.value.clone(), m.kind, m.unit.value.clone())
+                .describe(m.description.clone()),
+        );
     }
     let implementation = (builtin.build)(def)?;
+    let split = match implementation {
+        Implementation::Host(_) => Split::Local,
+        Implementation::Net(_) => Split::Targets,
+    };
     Ok(LoadedPollster {
         namespace: namespace.to_owned(),
         name: name.clone(),
@@ -308,7 +413,10 @@ fn build(
         description: def.description.clone(),
         meters,
         timeout,
+        interval: None,
         implementation,
+        split,
+        source: PathBuf::new(),
         state: RunState::default(),
     })
 }
@@ -325,7 +433,7 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-fn file_error(path: &Path, message: String) -> ConfigError {
+pub(crate) fn file_error(path: &Path, message: String) -> ConfigError {
     ConfigError {
         origin: Origin::File {
             path: path.to_owned(),
