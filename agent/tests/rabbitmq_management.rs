@@ -94,6 +94,8 @@ impl Drop for Queue {
 }
 
 /// The samples of one `--once` run of the shipped file, for `queue` (resource `%2F/<queue>`).
+/// A run whose pollsters failed gives no samples and its stderr: the management API answers
+/// 500 now and then while other tests create and delete queues, and the caller polls again.
 fn poll(dir: &std::path::Path, queue: &str) -> (Vec<Value>, String) {
     let ns = dir.join("namespaces");
     let out = hb(
@@ -112,7 +114,9 @@ fn poll(dir: &std::path::Path, queue: &str) -> (Vec<Value>, String) {
     .output()
     .expect("hb-polling runs");
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    if !out.status.success() {
+        return (Vec::new(), stderr);
+    }
     let resource = format!("%2F/{queue}");
     let samples = text(&out.stdout)
         .lines()
