@@ -8,10 +8,18 @@
 //! when told to (`basic.ack`, the Kafka offset of the contiguous acknowledged watermark,
 //! `XACK`); what it never acknowledges is redelivered.
 //!
+//! Besides hb's own envelopes ([`Topic::ALL`]), a consumer connected with
+//! [`Consumer::connect_with`] and [`NotificationSources`] also receives the notifications
+//! other services publish on the same broker (OpenStack style: the services' exchanges and
+//! `notifications.<priority>` routing keys on RabbitMQ, topics on Kafka, streams on Redis),
+//! as [`Topic::Notifications`]: raw bytes, acknowledged and dead-lettered like the rest. The
+//! bus does not decode them; hb never publishes them.
+//!
 //! # Layout
 //!
 //! - [`spec`]: the `transport` URL and its options ([`Transport`]).
 //! - [`message`]: [`Topic`], [`Outgoing`], [`Received`].
+//! - [`notifications`]: [`NotificationSources`], where notifications come from.
 //! - [`error`]: [`BusError`], retryable or permanent.
 //! - `rabbit`, `kafka`, `redis`: one module per broker, each with its producer and consumer.
 #![warn(missing_docs)]
@@ -19,6 +27,7 @@
 pub mod error;
 mod kafka;
 pub mod message;
+pub mod notifications;
 mod options;
 mod rabbit;
 mod redis;
@@ -26,6 +35,7 @@ pub mod spec;
 
 pub use error::BusError;
 pub use message::{Outgoing, Received, Topic};
+pub use notifications::NotificationSources;
 pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Transport, TransportError};
 
 /// Publishes to the bus of a [`Transport`].
@@ -69,8 +79,17 @@ impl Producer {
         }
     }
 
-    /// Publishes one message; returns once the broker confirmed it.
+    /// Publishes one message; returns once the broker confirmed it. hb publishes no
+    /// [`Topic::Notifications`]: those are refused, permanently.
     pub async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
+        if message.topic == Topic::Notifications {
+            return Err(BusError::Setup {
+                transport: self.transport(),
+                what: "a notification".to_owned(),
+                reason: "notifications come from other services; hb does not publish them"
+                    .to_owned(),
+            });
+        }
         match self {
             Self::Rabbit(p) => p.send(message).await,
             Self::Kafka(p) => p.send(message).await,
@@ -81,6 +100,14 @@ impl Producer {
     /// Publishes messages concurrently (pipelined); one result per message, in order.
     pub async fn send_all(&self, messages: &[Outgoing]) -> Vec<Result<(), BusError>> {
         futures_util::future::join_all(messages.iter().map(|m| self.send(m))).await
+    }
+
+    fn transport(&self) -> &'static str {
+        match self {
+            Self::Rabbit(_) => "rabbit",
+            Self::Kafka(_) => "kafka",
+            Self::Redis(_) => "redis",
+        }
     }
 
     /// Waits for outstanding sends and closes connections.
@@ -117,13 +144,39 @@ impl Acker {
 
 impl Consumer {
     /// Connects, declares what is missing (queues, topics, streams, groups) and starts
-    /// consuming samples and heartbeats.
+    /// consuming samples and heartbeats: [`connect_with`](Self::connect_with) without
+    /// notifications.
     pub async fn connect(transport: &Transport) -> Result<Self, BusError> {
+        Self::connect_with(transport, None).await
+    }
+
+    /// Like [`connect`](Self::connect), and with `notifications` also consumes the
+    /// notifications other services publish there, as [`Topic::Notifications`]:
+    ///
+    /// - RabbitMQ: each exchange is declared passively and, if nobody declared it yet,
+    ///   created as oslo.messaging would (topic, not durable, not auto-deleted); the durable
+    ///   queue `<prefix>notifications` is bound to every exchange with every routing key and
+    ///   consumed on the same channel, with the same prefetch, as hb's queues.
+    /// - Kafka: the topics are created if missing (with the transport's partitions and
+    ///   replication) and subscribed to in the collectors' group, offsets committed like
+    ///   those of hb's topics.
+    /// - Redis Streams: the streams are read with the collectors' group (created with
+    ///   `MKSTREAM` if missing) and entries acknowledged with `XACK`. A notification is an
+    ///   entry's `payload` field or, in an entry of a single field, that field.
+    ///
+    /// Sources with an empty name, with no topic (on RabbitMQ no exchange), or naming one of
+    /// hb's own Kafka topics or Redis streams are refused with a permanent [`BusError`]
+    /// before connecting.
+    pub async fn connect_with(
+        transport: &Transport,
+        notifications: Option<&NotificationSources>,
+    ) -> Result<Self, BusError> {
+        let n = notifications;
         match transport {
             Transport::Memory => Err(no_bus()),
-            Transport::Rabbit(spec) => rabbit::Consumer::connect(spec).await.map(Self::Rabbit),
-            Transport::Kafka(spec) => kafka::Consumer::connect(spec).await.map(Self::Kafka),
-            Transport::Redis(spec) => redis::Consumer::connect(spec).await.map(Self::Redis),
+            Transport::Rabbit(spec) => rabbit::Consumer::connect(spec, n).await.map(Self::Rabbit),
+            Transport::Kafka(spec) => kafka::Consumer::connect(spec, n).await.map(Self::Kafka),
+            Transport::Redis(spec) => redis::Consumer::connect(spec, n).await.map(Self::Redis),
         }
     }
 
@@ -152,7 +205,8 @@ impl Consumer {
         }
     }
 
-    /// Publishes `message` to the dead-letter destination with `reason` (it still needs an ack).
+    /// Publishes `message` to the dead-letter destination with `reason` (it still needs an
+    /// ack); notifications go to the same destination as hb's envelopes.
     pub async fn dead_letter(&mut self, message: &Received, reason: &str) -> Result<(), BusError> {
         match self {
             Self::Rabbit(c) => c.dead_letter(message, reason).await,

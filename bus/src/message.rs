@@ -1,6 +1,9 @@
 //! What travels on the bus: outgoing messages, received messages and their acknowledgement.
 
-/// The stream a message belongs to; each is one queue, topic or Redis stream.
+/// The stream a message belongs to. hb's own streams are one queue, topic or Redis stream
+/// each; notifications come from the sources of a [`NotificationSources`].
+///
+/// [`NotificationSources`]: crate::NotificationSources
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
     /// Sample envelopes.
@@ -9,18 +12,25 @@ pub enum Topic {
     Heartbeats,
     /// Messages a collector could not decode, with the reason.
     Dead,
+    /// Notifications other services published in their own format (OpenStack's JSON), raw.
+    /// Not one of hb's streams (not in [`Topic::ALL`]) and never published by hb: on RabbitMQ
+    /// the collectors' queue `<prefix>notifications` bound to the services' exchanges; on
+    /// Kafka and Redis the topics and streams the services write to, under their own names.
+    Notifications,
 }
 
 impl Topic {
-    /// Every topic, in the order collectors consume them.
+    /// hb's own streams (agents publish them, hb creates them), in the order collectors
+    /// consume them. [`Topic::Notifications`] is not one of them.
     pub const ALL: [Topic; 3] = [Topic::Samples, Topic::Heartbeats, Topic::Dead];
 
-    /// The suffix after the transport's `prefix`.
+    /// The suffix after the transport's `prefix` (for notifications, of the RabbitMQ queue).
     pub fn suffix(self) -> &'static str {
         match self {
             Self::Samples => "samples",
             Self::Heartbeats => "heartbeats",
             Self::Dead => "dead",
+            Self::Notifications => "notifications",
         }
     }
 }
@@ -44,9 +54,11 @@ pub struct Outgoing {
 pub struct Received {
     /// The stream it came from.
     pub topic: Topic,
-    /// Where it is on the bus, for logs (`hb.samples#42`, `hb.samples/0@1234`, `hb:samples/1-0`).
+    /// Where it is on the bus, for logs: `<queue>#<delivery tag>` (`hb.samples#42`,
+    /// `hb.notifications#7`), `<topic>/<partition>@<offset>` (`hb.samples/0@1234`),
+    /// `<stream>/<entry id>` (`hb:samples/1-0`).
     pub id: String,
-    /// The bytes as published.
+    /// The bytes as published (an envelope, or a notification as the service sent it).
     pub payload: Vec<u8>,
     /// What acknowledging it takes.
     pub(crate) token: Token,

@@ -36,7 +36,8 @@ pub enum Transport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Common {
     /// Prefix of queue, topic or stream names (`<prefix>samples`, `<prefix>heartbeats`,
-    /// `<prefix>dead`).
+    /// `<prefix>dead`, and the RabbitMQ queue `<prefix>notifications`; the services' own
+    /// notification topics and streams keep their names).
     pub prefix: String,
     /// Samples per envelope, agent side.
     pub batch: usize,
@@ -331,7 +332,8 @@ fn with_query(shown: String, query: &str) -> String {
 }
 
 impl Common {
-    /// The queue, topic or stream of `topic`.
+    /// The queue, topic or stream of `topic` (for [`Topic::Notifications`](crate::Topic), the
+    /// RabbitMQ queue).
     pub fn name(&self, topic: crate::Topic) -> String {
         format!("{}{}", self.prefix, topic.suffix())
     }

@@ -1,5 +1,6 @@
 //! The Kafka consumer: one member of the collectors' group, committing the contiguous
-//! watermark of acknowledged offsets.
+//! watermark of acknowledged offsets, per partition of hb's topics and of the notification
+//! topics alike.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,7 +19,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{Quiet, base, ensure_topics, producer, send, setup, unreachable};
 use crate::message::Token;
-use crate::{BusError, KafkaSpec, Received, Topic};
+use crate::{BusError, KafkaSpec, NotificationSources, Received, Topic};
 
 /// One member of the collectors' consumer group.
 pub struct Consumer {
@@ -28,13 +29,22 @@ pub struct Consumer {
     dead: FutureProducer<Quiet>,
     dead_topic: String,
     samples_topic: String,
+    heartbeats_topic: String,
     /// The broker is away (reported once).
     degraded: bool,
 }
 
 impl Consumer {
-    pub(crate) async fn connect(spec: &KafkaSpec) -> Result<Self, BusError> {
-        ensure_topics(spec).await?;
+    pub(crate) async fn connect(
+        spec: &KafkaSpec,
+        sources: Option<&NotificationSources>,
+    ) -> Result<Self, BusError> {
+        let own: Vec<String> = Topic::ALL.map(|t| spec.common.name(t)).into();
+        let notification_topics = match sources {
+            Some(s) => s.checked(super::TRANSPORT, false, &own)?.topics,
+            None => Vec::new(),
+        };
+        ensure_topics(spec, &notification_topics).await?;
         let session = spec.session_timeout.as_millis();
         let offsets: Arc<Mutex<Offsets>> = Arc::default();
         let member = Member {
@@ -49,9 +59,11 @@ impl Consumer {
             .create_with_context(member)
             .map_err(|e| setup("the consumer", e))?;
         let samples_topic = spec.common.name(Topic::Samples);
-        let heartbeats = spec.common.name(Topic::Heartbeats);
+        let heartbeats_topic = spec.common.name(Topic::Heartbeats);
+        let mut topics = vec![samples_topic.as_str(), heartbeats_topic.as_str()];
+        topics.extend(notification_topics.iter().map(String::as_str));
         consumer
-            .subscribe(&[&samples_topic, &heartbeats])
+            .subscribe(&topics)
             .map_err(|e| setup("the subscription", e))?;
         Ok(Self {
             consumer: Arc::new(consumer),
@@ -60,6 +72,7 @@ impl Consumer {
             dead: producer(spec)?,
             dead_topic: spec.common.name(Topic::Dead),
             samples_topic,
+            heartbeats_topic,
             degraded: false,
         })
     }
@@ -94,10 +107,13 @@ impl Consumer {
                 message.partition(),
                 message.offset(),
             );
+            // Subscribed to hb's two topics and the notification topics only.
             let kind = if topic == self.samples_topic {
                 Topic::Samples
-            } else {
+            } else if topic == self.heartbeats_topic {
                 Topic::Heartbeats
+            } else {
+                Topic::Notifications
             };
             out.push(Received {
                 topic: kind,

@@ -7,6 +7,11 @@
 //! partition is committed (asynchronously) up to the contiguous watermark of acknowledged
 //! messages: a message acknowledged while an earlier one is still in a sink does not move it,
 //! and a crash redelivers at most what was in flight.
+//!
+//! Collectors given [`NotificationSources`](crate::NotificationSources) also subscribe to
+//! their topics (under the services' names, e.g. `notifications.info`, where oslo.messaging's
+//! Kafka driver publishes), created like hb's own when missing; their partitions are
+//! acknowledged, committed and handed over on a rebalance like the others.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -94,10 +99,10 @@ pub(crate) fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusErr
         .map_err(|e| setup("the producer", e))
 }
 
-/// Creates the topics hb uses that the broker does not have yet (asking first, so that a
-/// broker without CreateTopics, or an account without the right to use it, works with
-/// topics made by an administrator).
-pub(crate) async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
+/// Creates the topics hb uses, and the `extra` ones (notifications), that the broker does not
+/// have yet (asking first, so that a broker without CreateTopics, or an account without the
+/// right to use it, works with topics made by an administrator or the services).
+pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<(), BusError> {
     let admin: AdminClient<Quiet> = base(spec)
         .create_with_context(Quiet)
         .map_err(|e| setup("the admin client", e))?;
@@ -119,6 +124,7 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec) -> Result<(), BusError> {
     let missing: Vec<String> = Topic::ALL
         .iter()
         .map(|t| spec.common.name(*t))
+        .chain(extra.iter().cloned())
         .filter(|n| !existing.contains(n))
         .collect();
     if missing.is_empty() {

@@ -44,7 +44,7 @@ impl Producer {
                 Topics::Failed(at, error) if at.elapsed() < self.spec.timeout => {
                     return Err(error.clone());
                 }
-                _ => match ensure_topics(&self.spec).await {
+                _ => match ensure_topics(&self.spec, &[]).await {
                     Ok(()) => *topics = Topics::Ready,
                     Err(error) => {
                         *topics = Topics::Failed(Instant::now(), error.clone());

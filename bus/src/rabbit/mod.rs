@@ -5,14 +5,16 @@
 //! Agents declare the queues too, so nothing published before the first collector started is
 //! dropped by an exchange without bindings; publishes are `mandatory`, so an unroutable
 //! message is not confirmed.
+//!
+//! Collectors given [`NotificationSources`](crate::NotificationSources) also consume the
+//! durable queue `<prefix>notifications`, bound to the services' exchanges (see
+//! `notifications`), on the same channel and with the same prefetch.
 
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::stream::{SelectAll, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{
@@ -20,8 +22,12 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
-use crate::message::Token;
-use crate::{BusError, Outgoing, RabbitSpec, Received, Topic};
+use crate::{BusError, Outgoing, RabbitSpec, Topic};
+
+mod consumer;
+mod notifications;
+
+pub use consumer::{Acker, Consumer};
 
 const TRANSPORT: &str = "rabbit";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +36,15 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 fn unreachable(e: impl std::fmt::Display) -> BusError {
     BusError::Unreachable {
         transport: TRANSPORT,
+        reason: e.to_string(),
+    }
+}
+
+/// Maps the broker's refusal to declare or bind `what` to a permanent error.
+fn setup(what: String) -> impl FnOnce(lapin::Error) -> BusError {
+    move |e| BusError::Setup {
+        transport: TRANSPORT,
+        what,
         reason: e.to_string(),
     }
 }
@@ -47,13 +62,6 @@ async fn open(spec: &RabbitSpec, role: &str) -> Result<(Connection, Channel), Bu
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(unreachable)?;
-    let setup = |what: String| {
-        move |e: lapin::Error| BusError::Setup {
-            transport: TRANSPORT,
-            what,
-            reason: e.to_string(),
-        }
-    };
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -194,140 +202,5 @@ impl Producer {
         if let Some((connection, _)) = self.link.lock().await.take() {
             let _ = connection.close(200, "hb-polling stopping".into()).await;
         }
-    }
-}
-
-/// A competing consumer of the samples and heartbeats queues.
-/// Acknowledges deliveries on the consumer's channel, from any task.
-#[derive(Clone)]
-pub struct Acker(Channel);
-
-impl Acker {
-    pub(crate) async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
-        // One ack per message: deliveries of the two queues interleave, so "multiple" could
-        // acknowledge a message not yet processed.
-        let acks = messages.iter().filter_map(|m| match m.token {
-            Token::Rabbit { tag } => Some(self.0.basic_ack(tag, BasicAckOptions::default())),
-            _ => None,
-        });
-        for result in futures_util::future::join_all(acks).await {
-            result.map_err(unreachable)?;
-        }
-        Ok(())
-    }
-}
-
-pub struct Consumer {
-    spec: RabbitSpec,
-    connection: Connection,
-    channel: Channel,
-    deliveries: SelectAll<lapin::Consumer>,
-    samples_queue: String,
-}
-
-impl Consumer {
-    pub(crate) async fn connect(spec: &RabbitSpec) -> Result<Self, BusError> {
-        let (connection, channel) = open(spec, "hb-collector").await?;
-        channel
-            .basic_qos(spec.common.prefetch as u16, BasicQosOptions::default())
-            .await
-            .map_err(unreachable)?;
-        let mut deliveries = SelectAll::new();
-        for topic in [Topic::Samples, Topic::Heartbeats] {
-            let queue = spec.common.name(topic);
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unreachable)?;
-            deliveries.push(consumer);
-        }
-        Ok(Self {
-            spec: spec.clone(),
-            connection,
-            channel,
-            deliveries,
-            samples_queue: spec.common.name(Topic::Samples),
-        })
-    }
-
-    pub(crate) async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(Duration::from_secs(1), self.deliveries.next()).await
-        {
-            Err(_) => return Ok(out),
-            Ok(first) => first,
-        };
-        let mut next = first;
-        loop {
-            match next {
-                None => return Err(unreachable("the broker cancelled the consumer")),
-                Some(Err(e)) => return Err(unreachable(e)),
-                Some(Ok(delivery)) => out.push(self.received(delivery)),
-            }
-            if out.len() >= max {
-                break;
-            }
-            match self.deliveries.next().now_or_never() {
-                Some(more) => next = more,
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    fn received(&self, delivery: lapin::message::Delivery) -> Received {
-        // Routed by the exchange (`samples.<namespace>`), or sent straight to the queue.
-        let key = delivery.routing_key.as_str();
-        let topic = if key.starts_with("samples.") || key == self.samples_queue {
-            Topic::Samples
-        } else {
-            Topic::Heartbeats
-        };
-        Received {
-            topic,
-            id: format!(
-                "{}#{}",
-                delivery.routing_key.as_str(),
-                delivery.delivery_tag
-            ),
-            payload: delivery.data,
-            token: Token::Rabbit {
-                tag: delivery.delivery_tag,
-            },
-        }
-    }
-
-    pub(crate) fn acker(&self) -> Acker {
-        Acker(self.channel.clone())
-    }
-
-    pub(crate) async fn dead_letter(
-        &mut self,
-        message: &Received,
-        reason: &str,
-    ) -> Result<(), BusError> {
-        let mut headers = header("x-hb-reason", reason);
-        headers.insert(
-            "x-hb-source".into(),
-            AMQPValue::LongString(LongString::from(message.id.as_str())),
-        );
-        let queue = self.spec.common.name(Topic::Dead);
-        publish(&self.channel, "", &queue, &message.payload, headers).await
-    }
-
-    pub(crate) async fn close(self) {
-        let _ = self
-            .channel
-            .close(200, "hb-collector stopping".into())
-            .await;
-        let _ = self
-            .connection
-            .close(200, "hb-collector stopping".into())
-            .await;
     }
 }

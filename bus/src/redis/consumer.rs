@@ -1,133 +1,38 @@
-//! Redis Streams: one stream per topic (`<prefix>samples`, ...), `XADD` with an approximate
-//! `MAXLEN`, one consumer group for the collectors, `XACK` after the sinks, and `XAUTOCLAIM`
-//! of entries left pending by a consumer that died.
-//!
-//! Each entry has the fields `payload` (the envelope), `key` (the producing host) and
-//! `routing` (the routing key); dead letters add `reason` and `source` (the original id).
+//! The Redis Streams consumer: one member of the collectors' group, reading hb's streams and
+//! the notification streams with one `XREADGROUP`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError, Value, cmd};
-use tokio::sync::Mutex;
+use redis::{RedisError, Value, cmd};
 
+use super::{RESPONSE, TRANSPORT, client, connect, host_name, unreachable, xadd};
 use crate::message::Token;
-use crate::{BusError, Outgoing, Received, RedisSpec, Topic};
-
-const TRANSPORT: &str = "redis";
-/// Time allowed for a command that does not block.
-const RESPONSE: Duration = Duration::from_secs(5);
-
-fn unreachable(e: RedisError) -> BusError {
-    BusError::Unreachable {
-        transport: TRANSPORT,
-        reason: e.to_string(),
-    }
-}
-
-fn client(spec: &RedisSpec) -> Result<Client, BusError> {
-    Client::open(spec.url.as_str()).map_err(|e| BusError::Setup {
-        transport: TRANSPORT,
-        what: "the client".to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-async fn connect(client: &Client, response: Duration) -> Result<MultiplexedConnection, BusError> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(response));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(unreachable)
-}
-
-/// `XADD stream MAXLEN ~ maxlen * field value ...`.
-fn xadd(stream: &str, maxlen: usize, fields: &[(&str, &[u8])]) -> redis::Cmd {
-    let mut c = cmd("XADD");
-    c.arg(stream).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
-    for (field, value) in fields {
-        c.arg(*field).arg(*value);
-    }
-    c
-}
-
-/// Publishes with `XADD`; the reply (the new entry's id) is the confirmation.
-pub struct Producer {
-    client: Client,
-    spec: RedisSpec,
-    connection: Mutex<Option<MultiplexedConnection>>,
-}
-
-impl Producer {
-    pub(crate) fn new(spec: &RedisSpec) -> Result<Self, BusError> {
-        Ok(Self {
-            client: client(spec)?,
-            spec: spec.clone(),
-            connection: Mutex::new(None),
-        })
-    }
-
-    async fn connection(&self) -> Result<MultiplexedConnection, BusError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(c) = &*slot {
-            return Ok(c.clone());
-        }
-        let c = connect(&self.client, RESPONSE).await?;
-        *slot = Some(c.clone());
-        Ok(c)
-    }
-
-    pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
-        let mut connection = self.connection().await?;
-        let stream = self.spec.common.name(message.topic);
-        let fields: [(&str, &[u8]); 3] = [
-            ("payload", &message.payload),
-            ("key", message.key.as_bytes()),
-            ("routing", message.routing_key.as_bytes()),
-        ];
-        let reply: Result<String, RedisError> = xadd(&stream, self.spec.maxlen, &fields)
-            .query_async(&mut connection)
-            .await;
-        reply.map(drop).map_err(|e| {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                // Reconnect on the next send.
-                if let Ok(mut slot) = self.connection.try_lock() {
-                    *slot = None;
-                }
-            }
-            BusError::NotConfirmed {
-                transport: TRANSPORT,
-                reason: e.to_string(),
-            }
-        })
-    }
-}
+use crate::{BusError, NotificationSources, Received, RedisSpec, Topic};
 
 /// Acknowledges entries (`XACK`) on the consumer's command connection, from any task.
 #[derive(Clone)]
 pub struct Acker {
     commands: MultiplexedConnection,
-    streams: [String; 2],
     group: String,
 }
 
 impl Acker {
     pub(crate) async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
         let mut commands = self.commands.clone();
-        for stream in &self.streams {
-            let ids: Vec<&str> = messages
-                .iter()
-                .filter_map(|m| match &m.token {
-                    Token::Redis { stream: s, id } if s == stream => Some(id.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if ids.is_empty() {
+        // One XACK per stream, streams in the order first met.
+        let mut per_stream: Vec<(&str, Vec<&str>)> = Vec::new();
+        for m in messages {
+            let Token::Redis { stream, id } = &m.token else {
                 continue;
+            };
+            match per_stream.iter_mut().find(|(s, _)| s == stream) {
+                Some((_, ids)) => ids.push(id),
+                None => per_stream.push((stream, vec![id])),
             }
+        }
+        for (stream, ids) in per_stream {
             let _: u64 = cmd("XACK")
                 .arg(stream)
                 .arg(&self.group)
@@ -144,23 +49,32 @@ impl Acker {
 pub struct Consumer {
     spec: RedisSpec,
     name: String,
-    streams: [String; 2],
+    /// hb's samples and heartbeats streams, then the notification streams.
+    streams: Vec<String>,
     commands: MultiplexedConnection,
     blocking: MultiplexedConnection,
-    /// Own entries still pending from a previous life under the same name, read first.
-    backlog: bool,
+    /// Own entries still pending from a previous life under the same name, read first: per
+    /// stream, the id after which to read them (each handed out once), until none is left.
+    backlog: Option<Vec<String>>,
     last_claim: Option<Instant>,
 }
 
 impl Consumer {
-    pub(crate) async fn connect(spec: &RedisSpec) -> Result<Self, BusError> {
-        let client = client(spec)?;
-        let mut commands = connect(&client, RESPONSE).await?;
-        let blocking = connect(&client, spec.block + RESPONSE).await?;
-        let streams = [
+    pub(crate) async fn connect(
+        spec: &RedisSpec,
+        sources: Option<&NotificationSources>,
+    ) -> Result<Self, BusError> {
+        let own: Vec<String> = Topic::ALL.map(|t| spec.common.name(t)).into();
+        let mut streams = vec![
             spec.common.name(Topic::Samples),
             spec.common.name(Topic::Heartbeats),
         ];
+        if let Some(sources) = sources {
+            streams.extend(sources.checked(TRANSPORT, false, &own)?.topics);
+        }
+        let client = client(spec)?;
+        let mut commands = connect(&client, RESPONSE).await?;
+        let blocking = connect(&client, spec.block + RESPONSE).await?;
         for stream in &streams {
             // From the start of the stream, so what agents sent before any collector existed
             // is consumed too.
@@ -192,21 +106,30 @@ impl Consumer {
         Ok(Self {
             spec: spec.clone(),
             name,
+            backlog: Some(vec!["0".to_owned(); streams.len()]),
             streams,
             commands,
             blocking,
-            backlog: true,
             last_claim: None,
         })
     }
 
     pub(crate) async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
-        if self.backlog {
-            let own = self.read(max, "0", None).await?;
+        if let Some(after) = self.backlog.take() {
+            let own = self.read(max, &after, None).await?;
             if !own.is_empty() {
+                // Read again from the last entry of each stream, in the order of the reply.
+                let mut after = after;
+                for m in &own {
+                    if let Token::Redis { stream, id } = &m.token
+                        && let Some(i) = self.streams.iter().position(|s| s == stream)
+                    {
+                        after[i].clone_from(id);
+                    }
+                }
+                self.backlog = Some(after);
                 return Ok(own);
             }
-            self.backlog = false;
         }
         let claim_due = self
             .last_claim
@@ -219,14 +142,16 @@ impl Consumer {
             self.last_claim = Some(Instant::now());
         }
         let block = self.spec.block.as_millis() as u64;
-        self.read(max, ">", Some(block)).await
+        let new = vec![">".to_owned(); self.streams.len()];
+        self.read(max, &new, Some(block)).await
     }
 
-    /// `XREADGROUP` from both streams, from `id` (`>` = new, `0` = own pending).
+    /// `XREADGROUP` from every stream, from its id in `ids` (`>` = new; otherwise own
+    /// pending entries after that id).
     async fn read(
         &mut self,
         max: usize,
-        id: &str,
+        ids: &[String],
         block_ms: Option<u64>,
     ) -> Result<Vec<Received>, BusError> {
         let mut c = cmd("XREADGROUP");
@@ -238,7 +163,7 @@ impl Consumer {
         if let Some(ms) = block_ms {
             c.arg("BLOCK").arg(ms);
         }
-        c.arg("STREAMS").arg(&self.streams).arg(id).arg(id);
+        c.arg("STREAMS").arg(&self.streams).arg(ids);
         let connection = if block_ms.is_some() {
             &mut self.blocking
         } else {
@@ -288,17 +213,16 @@ impl Consumer {
     }
 
     fn topic(&self, stream: &str) -> Topic {
-        if stream == self.streams[0] {
-            Topic::Samples
-        } else {
-            Topic::Heartbeats
+        match self.streams.iter().position(|s| s == stream) {
+            Some(0) => Topic::Samples,
+            Some(1) => Topic::Heartbeats,
+            _ => Topic::Notifications,
         }
     }
 
     pub(crate) fn acker(&self) -> Acker {
         Acker {
             commands: self.commands.clone(),
-            streams: self.streams.clone(),
             group: self.spec.group.clone(),
         }
     }
@@ -322,10 +246,15 @@ impl Consumer {
     }
 }
 
-fn received(topic: Topic, stream: &str, entry: StreamId) -> Received {
-    let payload = match entry.map.get("payload") {
-        Some(Value::BulkString(bytes)) => bytes.clone(),
-        Some(Value::SimpleString(text)) => text.clone().into_bytes(),
+fn received(topic: Topic, stream: &str, mut entry: StreamId) -> Received {
+    // Another service's entry may name its only field as it likes.
+    let field = match entry.map.remove("payload") {
+        None if entry.map.len() == 1 => entry.map.drain().next().map(|(_, v)| v),
+        field => field,
+    };
+    let payload = match field {
+        Some(Value::BulkString(bytes)) => bytes,
+        Some(Value::SimpleString(text)) => text.into_bytes(),
         // An entry without a payload is dead-lettered as undecodable.
         _ => Vec::new(),
     };
@@ -338,13 +267,4 @@ fn received(topic: Topic, stream: &str, entry: StreamId) -> Received {
             id: entry.id,
         },
     }
-}
-
-/// The machine's host name, for default consumer names.
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }

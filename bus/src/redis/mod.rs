@@ -1,0 +1,124 @@
+//! Redis Streams: one stream per topic (`<prefix>samples`, ...), `XADD` with an approximate
+//! `MAXLEN`, one consumer group for the collectors, `XACK` after the sinks, and `XAUTOCLAIM`
+//! of entries left pending by a consumer that died.
+//!
+//! Each entry has the fields `payload` (the envelope), `key` (the producing host) and
+//! `routing` (the routing key); dead letters add `reason` and `source` (the original id).
+//!
+//! Collectors given [`NotificationSources`](crate::NotificationSources) also read the streams
+//! named by its topics (under the services' names) with the same group. Other services write
+//! their own entries there: a notification is the entry's `payload` field or, in an entry of a
+//! single field, that field's value (any other entry arrives with an empty payload, which a
+//! collector dead-letters as undecodable).
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError, cmd};
+use tokio::sync::Mutex;
+
+use crate::{BusError, Outgoing, RedisSpec};
+
+mod consumer;
+
+pub use consumer::{Acker, Consumer};
+
+const TRANSPORT: &str = "redis";
+/// Time allowed for a command that does not block.
+const RESPONSE: Duration = Duration::from_secs(5);
+
+fn unreachable(e: RedisError) -> BusError {
+    BusError::Unreachable {
+        transport: TRANSPORT,
+        reason: e.to_string(),
+    }
+}
+
+fn client(spec: &RedisSpec) -> Result<Client, BusError> {
+    Client::open(spec.url.as_str()).map_err(|e| BusError::Setup {
+        transport: TRANSPORT,
+        what: "the client".to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+async fn connect(client: &Client, response: Duration) -> Result<MultiplexedConnection, BusError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(response));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(unreachable)
+}
+
+/// `XADD stream MAXLEN ~ maxlen * field value ...`.
+fn xadd(stream: &str, maxlen: usize, fields: &[(&str, &[u8])]) -> redis::Cmd {
+    let mut c = cmd("XADD");
+    c.arg(stream).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
+    for (field, value) in fields {
+        c.arg(*field).arg(*value);
+    }
+    c
+}
+
+/// Publishes with `XADD`; the reply (the new entry's id) is the confirmation.
+pub struct Producer {
+    client: Client,
+    spec: RedisSpec,
+    connection: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Producer {
+    pub(crate) fn new(spec: &RedisSpec) -> Result<Self, BusError> {
+        Ok(Self {
+            client: client(spec)?,
+            spec: spec.clone(),
+            connection: Mutex::new(None),
+        })
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, BusError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = connect(&self.client, RESPONSE).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
+        let mut connection = self.connection().await?;
+        let stream = self.spec.common.name(message.topic);
+        let fields: [(&str, &[u8]); 3] = [
+            ("payload", &message.payload),
+            ("key", message.key.as_bytes()),
+            ("routing", message.routing_key.as_bytes()),
+        ];
+        let reply: Result<String, RedisError> = xadd(&stream, self.spec.maxlen, &fields)
+            .query_async(&mut connection)
+            .await;
+        reply.map(drop).map_err(|e| {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                // Reconnect on the next send.
+                if let Ok(mut slot) = self.connection.try_lock() {
+                    *slot = None;
+                }
+            }
+            BusError::NotConfirmed {
+                transport: TRANSPORT,
+                reason: e.to_string(),
+            }
+        })
+    }
+}
+
+/// The machine's host name, for default consumer names.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
