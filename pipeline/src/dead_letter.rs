@@ -2,8 +2,9 @@
 //! parse, a batch refused with a permanent error), kept as JSON lines instead of lost.
 //!
 //! One file per sink, `<dir>/<sink>.jsonl`, one object per refused item:
-//! `{"at": RFC 3339, "sink", "publisher", "reason", "data"}` where `data` is the line or sample
-//! as the publisher would have written it.
+//! `{"at": RFC 3339, "sink", "publisher", "reason", "data"}` where `data` is the refused item:
+//! the line-protocol line of a sample InfluxDB refused, otherwise the sample's or the event's
+//! JSON (an event is always kept as its JSON, so that it can be submitted again as it was).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -14,7 +15,7 @@ use serde::Serialize;
 /// Something a publisher refused for good, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    /// The refused item as the publisher encodes it (a line-protocol line, a JSON sample).
+    /// The refused item: a sample's line-protocol line, or a sample's or an event's JSON.
     pub data: String,
     /// What the destination said.
     pub reason: String,

@@ -1,13 +1,18 @@
 //! The pipeline shared by the agent (embedded mode) and the collector: configuration, meter
-//! filters, routing of samples to sinks, and publishers (DESIGN §5, §7, §8).
+//! filters, routing of samples and events to sinks, and publishers (DESIGN §4, §5, §7, §8).
 //!
 //! # Layout
 //!
 //! - [`config`]: pipeline.yaml, validated into [`Config`]; errors name file, line, key, reason.
+//! - [`dead_letter`]: what publishers refused for good, kept as JSON lines per sink.
 //! - [`filter`]: [`MeterFilter`], Ceilometer's meter selection rules.
-//! - [`publisher`]: publisher URLs and the publishers themselves (`file://`).
+//! - [`publisher`]: publisher URLs and the publishers themselves (`file://`, the archive,
+//!   InfluxDB), each taking a [`Batch`] of samples and events.
 //! - [`router`]: [`Pipeline`], which routes each sample to the sinks of every source whose
-//!   meter filter selects it and hands each sink's batch to its publishers.
+//!   meter filter selects it ([`Pipeline::submit`]) and each event to every event sink
+//!   ([`Pipeline::submit_events`]); a [`Receipt`] says when every sink published them.
+//! - [`sink`]: one task per sink: transformers (samples only), batching of samples and events
+//!   together, publishing with retries and backoff, backpressure, per-sink [`SinkStats`].
 //! - [`signals`]: graceful shutdown on SIGINT/SIGTERM.
 //! - [`transform`]: Ceilometer-style transformers (rate_of_change, delta, unit_conversion,
 //!   arithmetic, aggregator) that a sink applies in order, as a [`transform::Chain`].
@@ -25,6 +30,7 @@ pub mod transform;
 pub use config::{Config, ConfigError, ConfigErrors, SpoolConfig};
 pub use filter::MeterFilter;
 pub use hb_bus::Transport;
+pub use publisher::Batch;
 pub use router::{Delivery, Pipeline, Submitted};
 pub use sink::{BatchConfig, Receipt, SinkStats};
 

@@ -1,11 +1,12 @@
 //! Routing: each sample goes to the sinks of every source whose meter filter selects it (at
-//! most once per sink); each sink runs as its own task (see [`crate::sink`]).
+//! most once per sink), each event to every event sink (`notifications.event_sinks`); each
+//! sink runs as its own task (see [`crate::sink`]) and batches samples and events together.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use hb_sample::Sample;
+use hb_sample::{Event, Sample};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,8 @@ use crate::transform::{Chain, TransformError};
 #[derive(Debug)]
 pub struct Pipeline {
     routes: Vec<Route>,
+    /// Indexes into `sinks` of the sinks every event goes to.
+    event_sinks: Vec<usize>,
     sinks: Vec<SinkHandle>,
     publishers: Vec<Arc<Vec<Publisher>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -33,14 +36,14 @@ struct Route {
     sinks: Vec<usize>,
 }
 
-/// What became of one batch, once every sink answered.
+/// What became of one batch (of samples, or of events), once every sink answered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
-    /// (sample, sink) pairs that every publisher of the sink accepted.
+    /// (item, sink) pairs that every publisher of the sink accepted.
     pub delivered: usize,
-    /// (sample, sink) pairs not accepted before the pipeline closed; already logged.
+    /// (item, sink) pairs not accepted before the pipeline closed; already logged.
     pub failed: usize,
-    /// Samples that no source selects.
+    /// Samples that no source selects; events when there is no event sink.
     pub unrouted: usize,
 }
 
@@ -52,14 +55,15 @@ impl std::ops::AddAssign for Delivery {
     }
 }
 
-/// A submission handed to the sinks.
+/// A submission (of samples, or of events) handed to the sinks.
 #[derive(Debug)]
 pub struct Submitted {
-    /// Resolves when every sink the samples went to has published them.
+    /// Resolves when every sink the items went to has published them.
     pub receipt: Receipt,
-    /// (sample, sink) pairs handed to sinks.
+    /// (item, sink) pairs handed to sinks.
     pub routed: usize,
-    /// Samples that no source selects (logged at debug level, counted here).
+    /// Samples that no source selects (logged at debug level, counted here); events when the
+    /// configuration has no event sink.
     pub unrouted: usize,
 }
 
@@ -130,8 +134,14 @@ impl Pipeline {
                 sinks: s.sinks.clone(),
             })
             .collect();
+        let event_sinks = config
+            .notifications
+            .as_ref()
+            .map(|n| n.event_sinks.clone())
+            .unwrap_or_default();
         Ok(Self {
             routes,
+            event_sinks,
             sinks,
             publishers,
             tasks: Mutex::new(tasks),
@@ -168,37 +178,84 @@ impl Pipeline {
             }
             batches[last].push(sample);
         }
-        let used = batches.iter().filter(|b| !b.is_empty()).count();
         let routed = batches.iter().map(Vec::len).sum();
-        if used == 0 {
-            return Submitted {
-                receipt: Receipt::empty(),
-                routed,
-                unrouted,
-            };
-        }
-        let (ticket, receipt) = Ticket::new(used);
-        for (sink, batch) in self.sinks.iter().zip(batches) {
-            if !batch.is_empty() && sink.submit(batch, Arc::clone(&ticket)).await.is_err() {
-                tracing::warn!(sink = %sink.name, "pipeline closed; samples not accepted");
-            }
-        }
+        let shares = batches.into_iter().map(|b| (b, Vec::new())).collect();
         Submitted {
-            receipt,
+            receipt: self.hand_out(shares).await,
             routed,
             unrouted,
         }
     }
 
+    /// Hands every event to every event sink, waiting while a sink is full (backpressure);
+    /// transformers never see events. Without event sinks (or without a `notifications:`
+    /// section) the events are accepted at once and counted as unrouted.
+    pub async fn submit_events(&self, events: Vec<Event>) -> Submitted {
+        if self.event_sinks.is_empty() {
+            if !events.is_empty() {
+                tracing::debug!(
+                    events = events.len(),
+                    "no event sink is configured; events not published"
+                );
+            }
+            return Submitted {
+                receipt: Receipt::empty(),
+                routed: 0,
+                unrouted: events.len(),
+            };
+        }
+        let routed = events.len() * self.event_sinks.len();
+        let mut shares: Vec<(Vec<Sample>, Vec<Event>)> =
+            self.sinks.iter().map(|_| Default::default()).collect();
+        if !events.is_empty()
+            && let Some((&last, rest)) = self.event_sinks.split_last()
+        {
+            for &sink in rest {
+                shares[sink].1.clone_from(&events);
+            }
+            shares[last].1 = events;
+        }
+        Submitted {
+            receipt: self.hand_out(shares).await,
+            routed,
+            unrouted: 0,
+        }
+    }
+
+    /// Gives each sink its share (samples, events) under one ticket; the receipt completes
+    /// once every sink with a non-empty share published it.
+    async fn hand_out(&self, shares: Vec<(Vec<Sample>, Vec<Event>)>) -> Receipt {
+        let used = shares
+            .iter()
+            .filter(|(s, e)| !s.is_empty() || !e.is_empty())
+            .count();
+        if used == 0 {
+            return Receipt::empty();
+        }
+        let (ticket, receipt) = Ticket::new(used);
+        for (sink, (samples, events)) in self.sinks.iter().zip(shares) {
+            if (samples.is_empty() && events.is_empty())
+                || sink
+                    .submit(samples, events, Arc::clone(&ticket))
+                    .await
+                    .is_ok()
+            {
+                continue;
+            }
+            tracing::warn!(sink = %sink.name, "pipeline closed; submission not accepted");
+        }
+        receipt
+    }
+
     /// Submits and waits until every sink published the samples (or the pipeline closed).
     pub async fn publish(&self, samples: Vec<Sample>) -> Delivery {
-        let submitted = self.submit(samples).await;
-        let accepted = submitted.receipt.accepted().await;
-        Delivery {
-            delivered: if accepted { submitted.routed } else { 0 },
-            failed: if accepted { 0 } else { submitted.routed },
-            unrouted: submitted.unrouted,
-        }
+        delivery(self.submit(samples).await).await
+    }
+
+    /// Submits events and waits until every event sink published them (or the pipeline
+    /// closed).
+    pub async fn publish_events(&self, events: Vec<Event>) -> Delivery {
+        delivery(self.submit_events(events).await).await
     }
 
     /// Flushes every sink (transformers, batches), waits up to `grace` for publishers that
@@ -237,10 +294,20 @@ impl Pipeline {
             .count()
     }
 
-    /// Per sink: its name, its counters and the samples it holds now.
+    /// Per sink: its name, its counters and the items (samples and events) it holds now.
     pub fn sinks(&self) -> impl Iterator<Item = (&str, &SinkStats, usize)> {
         self.sinks
             .iter()
             .map(|s| (s.name.as_str(), &*s.stats, s.held()))
+    }
+}
+
+/// Waits for a submission's receipt.
+async fn delivery(submitted: Submitted) -> Delivery {
+    let accepted = submitted.receipt.accepted().await;
+    Delivery {
+        delivered: if accepted { submitted.routed } else { 0 },
+        failed: if accepted { 0 } else { submitted.routed },
+        unrouted: submitted.unrouted,
     }
 }

@@ -10,16 +10,19 @@
 //! - [`sample`]: [`Sample`], [`SampleType`], validation at the edge (finite volumes only).
 //! - [`envelope`]: [`Envelope`], its [`Producer`] and [`Body`], JSON encoding, signing and
 //!   verification with a [`Secret`].
+//! - [`event`]: [`Event`] with typed [`Trait`]s, what notifications become besides samples.
 //! - [`canonical`]: the canonical JSON encoding that signatures are computed over.
 //! - [`timestamp`]: RFC 3339 timestamps with nanosecond precision, as serde helpers.
 #![warn(missing_docs)]
 
 pub mod canonical;
 pub mod envelope;
+pub mod event;
 pub mod sample;
 pub mod timestamp;
 
 pub use envelope::{
     Body, ENVELOPE_VERSION, Envelope, EnvelopeError, Heartbeat, PollsterState, Producer, Secret,
 };
+pub use event::{Event, Trait, TraitType, TraitValue};
 pub use sample::{Metadata, Sample, SampleError, SampleType};

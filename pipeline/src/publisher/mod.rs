@@ -1,10 +1,15 @@
-//! Publishers: where a sink's samples go, chosen by the URL scheme (one scheme, one meaning).
+//! Publishers: where a sink's batches (samples and events) go, chosen by the URL scheme (one
+//! scheme, one meaning).
 //!
-//! | URL | publisher |
-//! |---|---|
-//! | `file://PATH?max_bytes=N&backup_count=M` | [JSON lines file](file), rotated like a rotating log |
-//! | `archive+file:///DIR`, `s3://BUCKET/PREFIX?endpoint=&region=` | [archive](archive): time-partitioned, compressed JSON-lines objects |
-//! | `influxdb://HOST:PORT?db=hb`, `influxdb2://HOST:PORT?org=&bucket=` (and `+https`) | [InfluxDB](influx) v1 / v2 write API |
+//! | URL | publisher | events |
+//! |---|---|---|
+//! | `file://PATH?max_bytes=N&backup_count=M` | [JSON lines file](mod@file), rotated like a rotating log | refused (dead letters) |
+//! | `archive+file:///DIR`, `s3://BUCKET/PREFIX?endpoint=&region=` | [archive]: time-partitioned, compressed JSON-lines objects | `events/` objects |
+//! | `influxdb://HOST:PORT?db=hb`, `influxdb2://HOST:PORT?org=&bucket=` (and `+https`) | [InfluxDB](influx) v1 / v2 write API | measurement `events` |
+//!
+//! Every publisher takes a [`Batch`]: the samples and the events a sink gathered together. The
+//! configuration lets only archive and InfluxDB publishers take events; a file publisher handed
+//! events anyway refuses them as dead letters rather than drop them.
 //!
 //! A relative `PATH` (`file://data/samples.jsonl`) is resolved against the directory of the
 //! configuration file, so a configuration means the same thing from any working directory.
@@ -15,7 +20,7 @@ pub mod influx;
 
 use std::path::{Path, PathBuf};
 
-use hb_sample::Sample;
+use hb_sample::{Event, Sample};
 
 pub use archive::ArchivePublisher;
 pub use file::FilePublisher;
@@ -125,8 +130,8 @@ pub enum PublishError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A sample could not be encoded.
-    #[error("encode sample: {0}")]
+    /// A sample or an event could not be encoded.
+    #[error("encode: {0}")]
     Encode(#[from] serde_json::Error),
     /// The blocking task that performs the I/O was lost.
     #[error("publisher task failed: {0}")]
@@ -171,6 +176,66 @@ impl PublishError {
     }
 }
 
+/// What a sink hands its publishers at once: samples (after the sink's transformers) and
+/// events, in the order they were submitted within each kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Samples.
+    pub samples: Vec<Sample>,
+    /// Events.
+    pub events: Vec<Event>,
+}
+
+impl Batch {
+    /// A batch of samples only.
+    pub fn samples(samples: Vec<Sample>) -> Self {
+        Self {
+            samples,
+            events: Vec::new(),
+        }
+    }
+
+    /// A batch of events only.
+    pub fn events(events: Vec<Event>) -> Self {
+        Self {
+            samples: Vec::new(),
+            events,
+        }
+    }
+
+    /// Samples and events together.
+    pub fn len(&self) -> usize {
+        self.samples.len() + self.events.len()
+    }
+
+    /// Neither samples nor events.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.events.is_empty()
+    }
+
+    /// Every item as a dead letter (its JSON) refused for `reason`.
+    pub(crate) fn rejected(&self, reason: &str) -> Vec<Rejected> {
+        let mut rejected = dead_letters(&self.samples, reason);
+        rejected.extend(dead_letters(&self.events, reason));
+        rejected
+    }
+}
+
+/// `items` as dead letters (their JSON) refused for `reason`.
+pub(crate) fn dead_letters<T: serde::Serialize>(items: &[T], reason: &str) -> Vec<Rejected> {
+    items
+        .iter()
+        .map(|item| Rejected {
+            data: serde_json::to_string(item).unwrap_or_default(),
+            reason: reason.to_owned(),
+        })
+        .collect()
+}
+
+/// Why a file publisher refuses events (configuration validation normally prevents it).
+pub const FILE_REFUSES_EVENTS: &str =
+    "file:// publishers write samples only (events go to influxdb and archive publishers)";
+
 /// A ready publisher.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // a handful per process, never moved in hot paths
@@ -194,12 +259,18 @@ impl Publisher {
     }
 
     /// Hands a batch to the publisher; `Ok` means it took the batch, except the items listed,
-    /// which it refused for good (they go to the dead-letter directory).
-    pub async fn publish(&self, samples: &[Sample]) -> Result<Vec<Rejected>, PublishError> {
+    /// which it refused for good (they go to the dead-letter directory). A file publisher
+    /// writes the samples and refuses every event ([`FILE_REFUSES_EVENTS`]).
+    pub async fn publish(&self, batch: &Batch) -> Result<Vec<Rejected>, PublishError> {
         match self {
-            Self::File(p) => p.publish(samples).await.map(|()| Vec::new()),
-            Self::Archive(p) => Ok(p.publish(samples).await.map(|()| Vec::new())?),
-            Self::Influx(p) => Ok(p.publish(samples).await?),
+            Self::File(p) => {
+                if !batch.samples.is_empty() {
+                    p.publish(&batch.samples).await?;
+                }
+                Ok(dead_letters(&batch.events, FILE_REFUSES_EVENTS))
+            }
+            Self::Archive(p) => Ok(p.publish_batch(batch).await.map(|()| Vec::new())?),
+            Self::Influx(p) => Ok(p.publish(batch).await?),
         }
     }
 
@@ -219,5 +290,44 @@ impl Publisher {
             Self::Archive(p) => p.describe(),
             Self::Influx(p) => p.describe().to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hb_sample::{SampleType, Trait, TraitValue};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_publisher_writes_samples_and_refuses_events_as_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = PublisherSpec::parse("file://out.jsonl", dir.path()).unwrap();
+        let publisher = Publisher::open(&spec).unwrap();
+        let at = chrono::Utc::now();
+        let sample = Sample::new("cpu", SampleType::Gauge, "ns", 1.0, "host-a", at).unwrap();
+        let event = Event {
+            message_id: "m-1".into(),
+            event_type: "compute.instance.create.end".into(),
+            generated: at,
+            traits: vec![Trait {
+                name: "memory_mb".into(),
+                value: TraitValue::Int(512),
+            }],
+        };
+        let batch = Batch {
+            samples: vec![sample.clone()],
+            events: vec![event.clone()],
+        };
+        let rejected = publisher.publish(&batch).await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].reason, FILE_REFUSES_EVENTS);
+        let back: Event = serde_json::from_str(&rejected[0].data).unwrap();
+        assert_eq!(back, event);
+        let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        let written: Sample = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(written, sample);
+        assert_eq!(batch.len(), 2);
+        assert!(!batch.is_empty() && Batch::default().is_empty());
     }
 }

@@ -1,19 +1,20 @@
-//! Batching settings of a sink (Vector's `batch` and `buffer`) and the size estimate they use.
+//! Batching settings of a sink (Vector's `batch` and `buffer`) and the size estimates they use.
 
 use std::time::Duration;
 
-use hb_sample::Sample;
+use hb_sample::{Event, Sample, TraitValue};
 
-/// When a sink hands its accumulated samples to its publishers.
+/// When a sink hands what it accumulated to its publishers. Samples and events travel in the
+/// same batches: every count below counts both.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchConfig {
-    /// Flush once this many samples are waiting (default 5000).
+    /// Flush once this many items (samples and events) are waiting (default 5000).
     pub max_events: usize,
-    /// Flush once the waiting samples' estimated encoded size reaches this (default 10 MB).
+    /// Flush once the waiting items' estimated encoded size reaches this (default 10 MB).
     pub max_bytes: usize,
-    /// Flush this long after the first sample of a batch arrived (default 1 s).
+    /// Flush this long after the first item of a batch arrived (default 1 s).
     pub timeout: Duration,
-    /// Samples a sink may hold (waiting or being published) before submitters wait: the bound
+    /// Items a sink may hold (waiting or being published) before submitters wait: the bound
     /// that turns a failing sink into backpressure instead of loss (default 4 × max_events).
     pub buffer_events: usize,
     /// Batches a sink may have with its publishers at once (Vector's `request.concurrency`,
@@ -61,4 +62,21 @@ pub(crate) fn estimated_size(sample: &Sample) -> usize {
         + sample.user_id.as_ref().map_or(0, String::len)
         + sample.source.len()
         + metadata
+}
+
+/// Roughly the bytes an event takes once encoded (JSON line or line protocol): its strings plus
+/// a fixed allowance per trait for the type, numbers and punctuation.
+pub(crate) fn estimated_event_size(event: &Event) -> usize {
+    let traits: usize = event
+        .traits
+        .iter()
+        .map(|t| {
+            t.name.len()
+                + match &t.value {
+                    TraitValue::Text(s) => s.len() + 24,
+                    _ => 48,
+                }
+        })
+        .sum();
+    120 + event.message_id.len() + event.event_type.len() + traits
 }

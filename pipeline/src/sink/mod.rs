@@ -1,38 +1,42 @@
-//! Sinks at run time: each sink is a task that applies its transformers, batches samples by
-//! count, size and time, hands each batch to its publishers until all of them took it
-//! (retrying with backoff), and only then accepts the submissions the batch holds.
+//! Sinks at run time: each sink is a task that applies its transformers to samples, batches
+//! samples and events together by count, size and time, hands each batch to its publishers
+//! until all of them took it (retrying with backoff), and only then accepts the submissions the
+//! batch holds. Events bypass the transformers.
 //!
 //! A sink whose publishers are all InfluxDB endpoints keeps up to `request_concurrency` batches
 //! in flight (it encodes and sends the next while the server ingests the previous); batches
 //! are still settled in the order they were made, so submissions are accepted in order.
 //!
-//! Submitting waits while the sink already holds `buffer_events` samples: a sink that keeps
-//! failing slows its submitters down (backpressure) instead of dropping anything.
+//! Submitting waits while the sink already holds `buffer_events` items (samples and events): a
+//! sink that keeps failing slows its submitters down (backpressure) instead of dropping
+//! anything.
 
 mod batch;
 mod publish;
 mod retry;
+mod stats;
 mod ticket;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use hb_sample::Sample;
+use hb_sample::{Event, Sample};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{BatchConfig, DEFAULT_REQUEST_CONCURRENCY};
+pub use stats::SinkStats;
 pub use ticket::Receipt;
 pub(crate) use ticket::Ticket;
 
 use crate::dead_letter::DeadLetters;
-use crate::publisher::Publisher;
+use crate::publisher::{Batch, Publisher};
 use crate::transform::Chain;
 use publish::publish;
 
@@ -42,45 +46,9 @@ const TRANSFORMER_TICK: Duration = Duration::from_secs(1);
 /// One submission as a sink receives it.
 struct Item {
     samples: Vec<Sample>,
+    events: Vec<Event>,
     ticket: Arc<Ticket>,
     permit: OwnedSemaphorePermit,
-}
-
-/// Running totals of one sink.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    /// Samples every publisher of the sink accepted (after transformers).
-    pub published: AtomicU64,
-    /// Batches every publisher accepted.
-    pub batches: AtomicU64,
-    /// Publisher attempts that failed and were retried.
-    pub retries: AtomicU64,
-    /// Samples abandoned at shutdown because a publisher still refused them.
-    pub abandoned: AtomicU64,
-    /// Items publishers refused for good, kept in the dead-letter directory.
-    pub dead_lettered: AtomicU64,
-    /// Samples transformers dropped (out of order, division by zero, ...), all reasons
-    /// together; each transformer logs its reasons when the sink stops.
-    pub dropped_by_transformers: AtomicU64,
-}
-
-impl SinkStats {
-    /// One structured log line with every counter of the sink `name`, which holds `held`
-    /// samples now.
-    pub fn report(&self, name: &str, held: usize) {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        tracing::info!(
-            sink = name,
-            published = get(&self.published),
-            batches = get(&self.batches),
-            retries = get(&self.retries),
-            abandoned = get(&self.abandoned),
-            dead_lettered = get(&self.dead_lettered),
-            dropped_by_transformers = get(&self.dropped_by_transformers),
-            held,
-            "sink progress"
-        );
-    }
 }
 
 /// The submitting side of a running sink.
@@ -134,13 +102,15 @@ impl SinkHandle {
         (sink, handle)
     }
 
-    /// Queues samples for this sink, waiting while it holds `buffer_events` samples already.
+    /// Queues samples and events for this sink, waiting while it holds `buffer_events` items
+    /// already.
     pub(crate) async fn submit(
         &self,
         samples: Vec<Sample>,
+        events: Vec<Event>,
         ticket: Arc<Ticket>,
     ) -> Result<(), Closed> {
-        let wanted = samples.len().clamp(1, self.capacity) as u32;
+        let wanted = (samples.len() + events.len()).clamp(1, self.capacity) as u32;
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(wanted)
             .await
@@ -148,13 +118,14 @@ impl SinkHandle {
         self.tx
             .send(Item {
                 samples,
+                events,
                 ticket,
                 permit,
             })
             .map_err(|_| Closed)
     }
 
-    /// Samples held by the sink (waiting for a batch or being published).
+    /// Items held by the sink (waiting for a batch or being published).
     pub(crate) fn held(&self) -> usize {
         self.capacity - self.permits.available_permits()
     }
@@ -163,7 +134,7 @@ impl SinkHandle {
 /// What a sink has accumulated since its last batch.
 #[derive(Default)]
 struct Pending {
-    samples: Vec<Sample>,
+    batch: Batch,
     bytes: usize,
     tickets: Vec<Arc<Ticket>>,
     permits: Vec<OwnedSemaphorePermit>,
@@ -171,17 +142,22 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, samples: Vec<Sample>) {
-        if samples.is_empty() {
+    fn add(&mut self, samples: Vec<Sample>, events: Vec<Event>) {
+        if samples.is_empty() && events.is_empty() {
             return;
         }
         self.since.get_or_insert_with(Instant::now);
         self.bytes += samples.iter().map(batch::estimated_size).sum::<usize>();
-        self.samples.extend(samples);
+        self.bytes += events
+            .iter()
+            .map(batch::estimated_event_size)
+            .sum::<usize>();
+        self.batch.samples.extend(samples);
+        self.batch.events.extend(events);
     }
 
     fn full(&self, config: &BatchConfig) -> bool {
-        self.samples.len() >= config.max_events || self.bytes >= config.max_bytes
+        self.batch.len() >= config.max_events || self.bytes >= config.max_bytes
     }
 }
 
@@ -294,7 +270,7 @@ impl Task {
                 }
                 _ = tick.tick(), if timers => {
                     let out = self.chain.flush(chrono::Utc::now());
-                    pending.add(out);
+                    pending.add(out, Vec::new());
                 }
             }
             if pending.full(&self.config) && in_flight.has_room() {
@@ -312,7 +288,7 @@ impl Task {
             }
         }
         let out = self.chain.flush(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        pending.add(out);
+        pending.add(out, Vec::new());
         self.start_when_room(pending, &mut in_flight).await;
         in_flight.settle_all().await;
         for t in self.chain.transformers() {
@@ -323,9 +299,14 @@ impl Task {
         }
     }
 
-    /// Runs the transformers over a submission and adds the result to the batch.
+    /// Runs the transformers over a submission's samples and adds the result, and its events,
+    /// to the batch.
     fn take(&mut self, item: Item, pending: &mut Pending, in_flight: &mut InFlight) {
-        let out = self.chain.process(item.samples);
+        let out = if item.samples.is_empty() {
+            Vec::new()
+        } else {
+            self.chain.process(item.samples)
+        };
         let dropped = self
             .chain
             .transformers()
@@ -336,7 +317,7 @@ impl Task {
             .stats
             .dropped_by_transformers
             .store(dropped, Ordering::Relaxed);
-        if out.is_empty() && pending.samples.is_empty() {
+        if out.is_empty() && item.events.is_empty() && pending.batch.is_empty() {
             // Nothing to publish (a first sample of a rate, an aggregate still filling): the
             // submission is as safe as it will get once the batches before it are published.
             match in_flight.flights.back_mut() {
@@ -345,7 +326,7 @@ impl Task {
             }
             return;
         }
-        pending.add(out);
+        pending.add(out, item.events);
         pending.tickets.push(item.ticket);
         pending.permits.push(item.permit);
     }
@@ -353,7 +334,7 @@ impl Task {
     /// Starts publishing a batch (there is room in flight); an empty one settles its
     /// submissions along with the batches before it.
     fn start(&self, batch: Pending, in_flight: &mut InFlight) {
-        if batch.samples.is_empty() {
+        if batch.batch.is_empty() {
             match in_flight.flights.back_mut() {
                 Some(last) => last.tickets.extend(batch.tickets),
                 None => batch.tickets.iter().for_each(|t| t.accept()),
@@ -367,7 +348,7 @@ impl Task {
         let shared = Arc::clone(&self.shared);
         in_flight
             .publishing
-            .push_back(Box::pin(publish(shared, batch.samples)));
+            .push_back(Box::pin(publish(shared, batch.batch)));
         in_flight.flights.push_back(flight);
     }
 

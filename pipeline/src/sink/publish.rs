@@ -4,27 +4,26 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hb_sample::Sample;
-
 use super::Shared;
 use super::retry::Backoff;
 use crate::dead_letter::Rejected;
-use crate::publisher::Publisher;
+use crate::publisher::{Batch, Publisher};
 
-/// Publishes `samples` with the sink's publishers: `true` once every publisher took them (or
-/// refused them for good: dead letters), `false` when the sink was told to abandon them.
-pub(super) async fn publish(shared: Arc<Shared>, samples: Vec<Sample>) -> bool {
-    shared.publish(samples).await
+/// Publishes `batch` with the sink's publishers: `true` once every publisher took it (or
+/// refused items for good: dead letters), `false` when the sink was told to abandon it.
+pub(super) async fn publish(shared: Arc<Shared>, batch: Batch) -> bool {
+    shared.publish(batch).await
 }
 
 impl Shared {
     /// Hands a batch to every publisher until all of them took it, retrying only those that
     /// refused, with backoff; `false` when the sink was told to abandon it first.
-    async fn publish(&self, samples: Vec<Sample>) -> bool {
+    async fn publish(&self, batch: Batch) -> bool {
         let mut todo: Vec<usize> = (0..self.publishers.len()).collect();
         let mut backoff = Backoff::default();
-        while !samples.is_empty() {
-            let attempts = todo.iter().map(|&i| self.publishers[i].publish(&samples));
+        let (samples, events) = (batch.samples.len(), batch.events.len());
+        while !batch.is_empty() {
+            let attempts = todo.iter().map(|&i| self.publishers[i].publish(&batch));
             let results = futures_util::future::join_all(attempts).await;
             let mut refused = Vec::new();
             let mut floor = None;
@@ -37,18 +36,12 @@ impl Shared {
                         tracing::error!(
                             sink = %self.name,
                             publisher = %publisher.describe(),
-                            samples = samples.len(),
+                            samples,
+                            events,
                             %error,
                             "publisher refused a batch for good; dead-lettering it"
                         );
-                        let reason = error.to_string();
-                        let rejected = samples
-                            .iter()
-                            .map(|s| Rejected {
-                                data: serde_json::to_string(s).unwrap_or_default(),
-                                reason: reason.clone(),
-                            })
-                            .collect();
+                        let rejected = batch.rejected(&error.to_string());
                         self.dead_letter(publisher, rejected).await;
                     }
                     Err(error) => {
@@ -56,7 +49,8 @@ impl Shared {
                         tracing::warn!(
                             sink = %self.name,
                             publisher = %publisher.describe(),
-                            samples = samples.len(),
+                            samples,
+                            events,
                             %error,
                             "publisher refused a batch; retrying it"
                         );
@@ -73,14 +67,12 @@ impl Shared {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.abandon.cancelled() => {
-                    let total = self
-                        .stats
-                        .abandoned
-                        .fetch_add(samples.len() as u64, Ordering::Relaxed)
-                        + samples.len() as u64;
+                    let n = batch.len() as u64;
+                    let total = self.stats.abandoned.fetch_add(n, Ordering::Relaxed) + n;
                     tracing::error!(
                         sink = %self.name,
-                        samples = samples.len(),
+                        samples,
+                        events,
                         abandoned_total = total,
                         "stopping with a batch some publisher still refuses; it is not \
                          acknowledged (a bus redelivers it, the embedded mode loses it)"
@@ -89,11 +81,13 @@ impl Shared {
                 }
             }
         }
-        if !samples.is_empty() {
-            self.stats
-                .published
-                .fetch_add(samples.len() as u64, Ordering::Relaxed);
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        if !batch.is_empty() {
+            let stats = &self.stats;
+            stats.published.fetch_add(samples as u64, Ordering::Relaxed);
+            stats
+                .published_events
+                .fetch_add(events as u64, Ordering::Relaxed);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
         }
         true
     }

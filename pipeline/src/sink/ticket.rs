@@ -22,7 +22,7 @@ impl Ticket {
             remaining: AtomicUsize::new(sinks),
             done: Mutex::new(Some(tx)),
         });
-        (ticket, Receipt(Some(rx)))
+        (ticket, Receipt(vec![rx]))
     }
 
     /// One sink published everything of this submission that reached it.
@@ -43,20 +43,28 @@ impl Ticket {
 /// Resolves once every sink a submission was routed to has published it.
 #[derive(Debug)]
 #[must_use = "a receipt tells when the samples are safe; acknowledge the source only then"]
-pub struct Receipt(Option<oneshot::Receiver<()>>);
+pub struct Receipt(Vec<oneshot::Receiver<()>>);
 
 impl Receipt {
     /// A receipt for a submission that went to no sink: accepted at once.
     pub(crate) fn empty() -> Self {
-        Self(None)
+        Self(Vec::new())
+    }
+
+    /// One receipt for several submissions (the samples and the events of one bus batch):
+    /// accepted once every one of them is.
+    pub fn all(receipts: impl IntoIterator<Item = Receipt>) -> Self {
+        Self(receipts.into_iter().flat_map(|r| r.0).collect())
     }
 
     /// True when every sink accepted the submission; false when the pipeline shut down first.
     pub async fn accepted(self) -> bool {
-        match self.0 {
-            None => true,
-            Some(rx) => rx.await.is_ok(),
+        for rx in self.0 {
+            if rx.await.is_err() {
+                return false;
+            }
         }
+        true
     }
 }
 
@@ -74,6 +82,23 @@ mod tests {
         assert!(!waiting.is_finished());
         other.accept();
         assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_joined_receipt_waits_for_every_part() {
+        let (a, first) = Ticket::new(1);
+        let (b, second) = Ticket::new(1);
+        let all = Receipt::all([first, second, Receipt::empty()]);
+        a.accept();
+        let waiting = tokio::spawn(all.accepted());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        b.accept();
+        assert!(waiting.await.unwrap());
+        let (c, refused) = Ticket::new(1);
+        drop(c);
+        assert!(!Receipt::all([Receipt::empty(), refused]).accepted().await);
+        assert!(Receipt::all([]).accepted().await);
     }
 
     #[tokio::test]

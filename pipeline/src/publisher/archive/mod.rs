@@ -1,4 +1,5 @@
-//! Object-store archive: batches of samples as compressed JSON-lines objects, partitioned by hour.
+//! Object-store archive: batches of samples and events as compressed JSON-lines objects,
+//! partitioned by hour.
 //!
 //! | URL | store |
 //! |---|---|
@@ -23,18 +24,23 @@
 //!
 //! # Layout
 //!
-//! Every [`publish`](ArchivePublisher::publish) writes one object per hour its samples fall in
-//! (UTC, by sample timestamp), in one PUT each, so a reader never sees half an object (S3 PUTs
-//! are atomic; the local store writes a temporary file and renames it):
+//! Every [`publish_batch`](ArchivePublisher::publish_batch) writes one object per hour its
+//! samples fall in (UTC, by sample `timestamp`) and one per hour its events fall in (UTC, by
+//! event `generated`), in one PUT each, so a reader never sees half an object (S3 PUTs are
+//! atomic; the local store writes a temporary file and renames it). Samples and events never
+//! share an object:
 //!
 //! ```text
 //! [PREFIX/]samples/dt=2026-11-22/hour=10/<writer>-<start µs, 17 digits>-<batch, 10 digits>.jsonl.gz
+//! [PREFIX/]events/dt=2026-11-22/hour=10/<writer>-<start µs, 17 digits>-<batch, 10 digits>.jsonl.gz
 //! ```
 //!
 //! `<start µs>` is when this process named its first archive object and `<batch>` counts batches in
 //! the process, so within one writer names sort in write order and never repeat after a
-//! restart. Each line of an object is one [`Sample`](hb_sample::Sample) as JSON, in the order
-//! of the batch. [`reader`] lists and decodes a time range back.
+//! restart; the sample and event objects of one batch have the same name. Each line of a
+//! `samples/` object is one [`Sample`](hb_sample::Sample) as JSON, each line of an `events/`
+//! object one [`Event`](hb_sample::Event) as JSON, in the order of the batch. [`reader`] lists
+//! and decodes a time range (or a day) of either back.
 
 pub mod reader;
 mod spec;
@@ -49,7 +55,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 
-pub use reader::{ArchiveObject, ArchiveReader, BadRecord, ReadOutcome, read_range};
+pub use reader::{
+    ArchiveObject, ArchiveReader, BadRecord, EventOutcome, ReadOutcome, day_range,
+    read_events_range, read_range,
+};
 pub use spec::{
     ArchiveLocation, ArchiveSpec, Compression, S3Credentials, S3Location, default_writer,
 };
@@ -57,6 +66,8 @@ pub use writer::ArchivePublisher;
 
 /// The top-level directory (below the prefix) that holds the sample partitions.
 pub const SAMPLES_DIR: &str = "samples";
+/// The top-level directory (below the prefix) that holds the event partitions.
+pub const EVENTS_DIR: &str = "events";
 /// The environment variables an `s3://` archive takes from the environment: who it is and
 /// the default region, never where the objects go.
 const AWS_ENV: [&str; 12] = [
@@ -103,8 +114,8 @@ pub enum ArchiveError {
         /// The store's error.
         source: object_store::Error,
     },
-    /// A sample could not be encoded.
-    #[error("encode sample: {0}")]
+    /// A sample or an event could not be encoded.
+    #[error("encode: {0}")]
     Encode(#[from] serde_json::Error),
     /// A read range whose end is not after its start.
     #[error("invalid time range: {from} is not before {to}")]
@@ -185,8 +196,8 @@ fn http_status(message: &str) -> Option<u16> {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pub(crate) store: Arc<dyn ObjectStore>,
-    /// `[PREFIX/]samples`.
-    pub(crate) root: ObjectPath,
+    /// `PREFIX` of an `s3://BUCKET/PREFIX`; empty for the bucket's root and local directories.
+    prefix: String,
     /// `s3://BUCKET` or the local directory, prepended to object paths in messages.
     display_base: String,
 }
@@ -208,7 +219,7 @@ impl Store {
                     .with_fsync(true);
                 Ok(Self {
                     store: Arc::new(store),
-                    root: ObjectPath::from(SAMPLES_DIR),
+                    prefix: String::new(),
                     display_base: dir.display().to_string(),
                 })
             }
@@ -267,17 +278,21 @@ impl Store {
                     url: spec.base_url(),
                     reason: e.to_string(),
                 })?;
-                let root = if s3.prefix.is_empty() {
-                    ObjectPath::from(SAMPLES_DIR)
-                } else {
-                    ObjectPath::from(format!("{}/{SAMPLES_DIR}", s3.prefix))
-                };
                 Ok(Self {
                     store: Arc::new(store),
-                    root,
+                    prefix: s3.prefix.clone(),
                     display_base: format!("s3://{}", s3.bucket),
                 })
             }
+        }
+    }
+
+    /// `[PREFIX/]DIR`: where the partitions of [`SAMPLES_DIR`] or [`EVENTS_DIR`] are.
+    pub(crate) fn root(&self, dir: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(dir)
+        } else {
+            ObjectPath::from(format!("{}/{dir}", self.prefix))
         }
     }
 

@@ -1,74 +1,43 @@
 //! Reading the archive back: the objects of the hour partitions that cover a time range, in
-//! object-name order, and the samples in them whose timestamp falls in the range.
+//! object-name order, and the samples in them whose `timestamp` (or the events in them whose
+//! `generated`) falls in the range. Samples and events are read the same way, each from its
+//! own directory: [`ArchiveReader::read_range`] and [`ArchiveReader::read_events_range`],
+//! [`list`](ArchiveReader::list) and [`list_events`](ArchiveReader::list_events),
+//! [`read`](ArchiveReader::read) and [`read_events`](ArchiveReader::read_events); a day is the
+//! range [`day_range`] gives.
 //!
 //! An object or line that cannot be decoded is skipped and reported as a [`BadRecord`] (object
 //! and line number) in the [`ReadOutcome`]; only failures to reach the store are errors.
 //! [`read_range`] collects a whole range in memory; a caller that streams (a long replay) lists
 //! with [`ArchiveReader::list`] and reads one [`ArchiveObject`] at a time.
 
+#[path = "records.rs"]
+mod records;
+
 use std::collections::BTreeSet;
-use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use flate2::read::MultiGzDecoder;
 use futures_util::{StreamExt, TryStreamExt};
-use hb_sample::Sample;
+use hb_sample::{Event, Sample};
 use object_store::GetOptions;
 use object_store::path::Path as ObjectPath;
 
 use super::writer::partition;
-use super::{ArchiveError, ArchiveSpec, Compression, Store};
+use super::{ArchiveError, ArchiveSpec, Compression, EVENTS_DIR, SAMPLES_DIR, Store};
+pub use records::{BadRecord, EventOutcome, ReadOutcome, day_range};
+use records::{Decoded, Record};
 
 /// Objects fetched at the same time by [`read_range`].
 const CONCURRENT_GETS: usize = 4;
 /// Days with more hours than this in the range are listed whole, fewer hour by hour.
 const HOURS_LISTED_ONE_BY_ONE: usize = 6;
 
-/// Samples read from the archive, and what could not be read.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ReadOutcome {
-    /// The samples in the range, in object-name order, then line order.
-    pub samples: Vec<Sample>,
-    /// Objects and lines that were skipped.
-    pub bad: Vec<BadRecord>,
-    /// How many objects were read (including those with bad lines).
-    pub objects: usize,
-}
-
-impl ReadOutcome {
-    /// Appends `other` (read from later objects) to this outcome.
-    pub fn extend(&mut self, other: ReadOutcome) {
-        self.samples.extend(other.samples);
-        self.bad.extend(other.bad);
-        self.objects += other.objects;
-    }
-}
-
-/// An object or a line of it that was skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRecord {
-    /// The object, as `s3://BUCKET/KEY` or a local path.
-    pub object: String,
-    /// The 1-based line; `None` when the object as a whole could not be read.
-    pub line: Option<u64>,
-    /// Why it was skipped.
-    pub reason: String,
-}
-
-impl fmt::Display for BadRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{} line {line}: {}", self.object, self.reason),
-            None => write!(f, "{}: {}", self.object, self.reason),
-        }
-    }
-}
-
 /// One object of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveObject {
-    /// Its key in the store (`[PREFIX/]samples/dt=.../hour=.../NAME`).
+    /// Its key in the store (`[PREFIX/]samples/dt=.../hour=.../NAME`, or `events/...`).
     pub key: String,
     /// Its size in bytes.
     pub size: u64,
@@ -89,27 +58,43 @@ impl ArchiveReader {
         })
     }
 
-    /// The objects of the hour partitions that cover `[from, to)`, sorted by key. Files that
-    /// are not archive objects (names not ending in `.jsonl.gz` or `.jsonl`) are left out.
+    /// The sample objects of the hour partitions that cover `[from, to)`, sorted by key. Files
+    /// that are not archive objects (names not ending in `.jsonl.gz` or `.jsonl`) are left out.
     pub async fn list(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ArchiveObject>, ArchiveError> {
+        self.list_in(SAMPLES_DIR, from, to).await
+    }
+
+    /// The event objects (under `events/`) of the hour partitions that cover `[from, to)`, as
+    /// [`list`](Self::list).
+    pub async fn list_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ArchiveObject>, ArchiveError> {
+        self.list_in(EVENTS_DIR, from, to).await
+    }
+
+    async fn list_in(
+        &self,
+        dir: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ArchiveObject>, ArchiveError> {
+        let root = self.store.root(dir);
         if from >= to {
             return Err(ArchiveError::InvalidRange { from, to });
         }
         let mut objects = Vec::new();
         for (date, hours) in hours(from, to) {
             let prefixes: Vec<(ObjectPath, bool)> = if hours.len() > HOURS_LISTED_ONE_BY_ONE {
-                let day = self
-                    .store
-                    .root
-                    .clone()
-                    .join(format!("dt={}", date.format("%Y-%m-%d")));
+                let day = root.clone().join(format!("dt={}", date.format("%Y-%m-%d")));
                 vec![(day, true)]
             } else {
-                let part = |h| (partition(&self.store.root, date, h), false);
+                let part = |h| (partition(&root, date, h), false);
                 hours.iter().copied().map(part).collect()
             };
             for (prefix, whole_day) in prefixes {
@@ -166,6 +151,26 @@ impl ArchiveReader {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<ReadOutcome, ArchiveError> {
+        Ok(self.read_one::<Sample>(object, from, to).await?.into())
+    }
+
+    /// The events of one object (listed by [`list_events`](Self::list_events)) generated in
+    /// `[from, to)`, as [`read`](Self::read).
+    pub async fn read_events(
+        &self,
+        object: &ArchiveObject,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<EventOutcome, ArchiveError> {
+        Ok(self.read_one::<Event>(object, from, to).await?.into())
+    }
+
+    async fn read_one<T: Record>(
+        &self,
+        object: &ArchiveObject,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Decoded<T>, ArchiveError> {
         let path = ObjectPath::from(object.key.as_str());
         let shown = self.store.display(&path);
         let got = self
@@ -186,10 +191,10 @@ impl ArchiveReader {
                     line: None,
                     reason: "removed while being read".to_owned(),
                 };
-                return Ok(ReadOutcome {
+                return Ok(Decoded {
                     bad: vec![bad],
                     objects: 1,
-                    ..ReadOutcome::default()
+                    ..Decoded::default()
                 });
             }
             Err(source) => {
@@ -220,13 +225,33 @@ impl ArchiveReader {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<ReadOutcome, ArchiveError> {
-        let objects = self.list(from, to).await?;
+        Ok(self.range::<Sample>(from, to).await?.into())
+    }
+
+    /// [`list_events`](Self::list_events) then [`read_events`](Self::read_events) every
+    /// object, a few at a time, keeping object-name order.
+    pub async fn read_events_range(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<EventOutcome, ArchiveError> {
+        Ok(self.range::<Event>(from, to).await?.into())
+    }
+
+    async fn range<T: Record>(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Decoded<T>, ArchiveError> {
+        let objects = self.list_in(T::DIR, from, to).await?;
         // Owned objects: a closure over `&ArchiveObject` would make the future not `Send`.
         futures_util::stream::iter(objects)
-            .map(|o| async move { self.read(&o, from, to).await })
+            .map(|o| async move { self.read_one::<T>(&o, from, to).await })
             .buffered(CONCURRENT_GETS)
-            .try_fold(ReadOutcome::default(), |mut all, one| async move {
-                all.extend(one);
+            .try_fold(Decoded::default(), |mut all, one| async move {
+                all.records.extend(one.records);
+                all.bad.extend(one.bad);
+                all.objects += one.objects;
                 Ok(all)
             })
             .await
@@ -242,6 +267,16 @@ pub async fn read_range(
     to: DateTime<Utc>,
 ) -> Result<ReadOutcome, ArchiveError> {
     ArchiveReader::open(spec)?.read_range(from, to).await
+}
+
+/// Reads every event of the archive `spec` names generated in `[from, to)`, as
+/// [`read_range`] reads samples.
+pub async fn read_events_range(
+    spec: &ArchiveSpec,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<EventOutcome, ArchiveError> {
+    ArchiveReader::open(spec)?.read_events_range(from, to).await
 }
 
 fn compression_of(name: &str) -> Option<Compression> {
@@ -277,9 +312,14 @@ fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(NaiveDate, BTreeSet<u32
     days
 }
 
-/// The samples in `[from, to)` among the JSON lines `input` yields.
-fn decode(input: impl Read, object: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> ReadOutcome {
-    let mut outcome = ReadOutcome::default();
+/// The records in `[from, to)` among the JSON lines `input` yields.
+fn decode<T: Record>(
+    input: impl Read,
+    object: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Decoded<T> {
+    let mut outcome = Decoded::default();
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
     let mut number = 0;
@@ -301,13 +341,13 @@ fn decode(input: impl Read, object: &str, from: DateTime<Utc>, to: DateTime<Utc>
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Sample>(&line) {
-            Ok(s) if s.timestamp >= from && s.timestamp < to => outcome.samples.push(s),
+        match serde_json::from_slice::<T>(&line) {
+            Ok(r) if r.time() >= from && r.time() < to => outcome.records.push(r),
             Ok(_) => {}
             Err(e) => outcome.bad.push(BadRecord {
                 object: object.to_owned(),
                 line: Some(number),
-                reason: format!("not a sample: {e}"),
+                reason: format!("not {}: {e}", T::WHAT),
             }),
         }
     }
@@ -315,130 +355,5 @@ fn decode(input: impl Read, object: &str, from: DateTime<Utc>, to: DateTime<Utc>
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-    use std::path::Path;
-
-    use chrono::TimeZone;
-    use flate2::write::GzEncoder;
-    use hb_sample::SampleType;
-
-    use super::super::{ArchiveLocation, ArchivePublisher};
-    use super::*;
-
-    fn sample(t: DateTime<Utc>, v: f64) -> Sample {
-        Sample::new("disk.read", SampleType::Cumulative, "B", v, "host-b", t).unwrap()
-    }
-
-    fn spec(dir: &Path) -> ArchiveSpec {
-        ArchiveSpec {
-            location: ArchiveLocation::Local(dir.to_owned()),
-            writer: "reader-test".into(),
-            compression: Compression::Gzip,
-        }
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(data).unwrap();
-        gz.finish().unwrap()
-    }
-
-    #[test]
-    fn archive_range_hours_cover_partial_hours_and_days() {
-        let t = |d, h, m| Utc.with_ymd_and_hms(2026, 1, d, h, m, 0).unwrap();
-        let days = hours(t(1, 22, 30), t(2, 1, 0));
-        let date = |d| NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
-        assert_eq!(
-            days,
-            vec![
-                (date(1), BTreeSet::from([22, 23])),
-                (date(2), BTreeSet::from([0]))
-            ]
-        );
-        assert_eq!(
-            hours(t(1, 5, 0), t(1, 5, 1)),
-            vec![(date(1), BTreeSet::from([5]))]
-        );
-        assert_eq!(hours(t(1, 0, 0), t(3, 0, 0)).len(), 2);
-    }
-
-    #[tokio::test]
-    async fn archive_read_range_filters_by_time_and_reports_bad_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec(dir.path());
-        let publisher = ArchivePublisher::open(&spec).unwrap();
-        let t0 = Utc.with_ymd_and_hms(2026, 3, 4, 5, 0, 0).unwrap();
-        let at = |minutes| t0 + TimeDelta::minutes(minutes);
-        let batch1 = [sample(at(-1), 1.0), sample(at(0), 2.0), sample(at(30), 3.0)];
-        let batch2 = [sample(at(59), 4.0), sample(at(60 * 9), 5.0)];
-        publisher.publish(&batch1).await.unwrap();
-        publisher.publish(&batch2).await.unwrap();
-
-        // A damaged object in one of the partitions, and a stray file that is not an object.
-        let part = dir.path().join("samples/dt=2026-03-04/hour=05");
-        let good = serde_json::to_string(&sample(at(10), 6.0)).unwrap();
-        let text = format!("{good}\n{{\"id\": 1}}\nnot json\n\n{good}\n");
-        std::fs::write(part.join("zz-bad.jsonl.gz"), gzip(text.as_bytes())).unwrap();
-        std::fs::write(part.join("zz-notgzip.jsonl.gz"), b"plain text\n").unwrap();
-        std::fs::write(part.join("README"), b"ignored").unwrap();
-
-        let outcome = read_range(&spec, at(0), at(60 * 10)).await.unwrap();
-        let volumes: Vec<f64> = outcome.samples.iter().map(Sample::volume).collect();
-        assert_eq!(volumes, vec![2.0, 3.0, 4.0, 6.0, 6.0, 5.0]);
-        assert_eq!(outcome.objects, 5);
-        let bad: Vec<String> = outcome.bad.iter().map(ToString::to_string).collect();
-        let bad_path = part.join("zz-bad.jsonl.gz").display().to_string();
-        assert_eq!(bad.len(), 3, "{bad:?}");
-        assert!(
-            bad[0].starts_with(&format!("{bad_path} line 2: not a sample: ")),
-            "{bad:?}"
-        );
-        assert!(
-            bad[1].starts_with(&format!("{bad_path} line 3: not a sample: ")),
-            "{bad:?}"
-        );
-        let not_gzip = part.join("zz-notgzip.jsonl.gz").display().to_string();
-        assert!(
-            bad[2].starts_with(&format!("{not_gzip} line 1: cannot decompress")),
-            "{bad:?}"
-        );
-
-        // Just the first hour, and an empty range.
-        let outcome = read_range(&spec, at(-60), at(0)).await.unwrap();
-        assert_eq!(outcome.samples, vec![batch1[0].clone()]);
-        let outcome = read_range(&spec, at(60), at(120)).await.unwrap();
-        assert_eq!(outcome, ReadOutcome::default());
-        let err = read_range(&spec, at(1), at(1)).await.unwrap_err();
-        assert!(err.to_string().starts_with("invalid time range"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn archive_long_ranges_list_whole_days() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec(dir.path());
-        let publisher = ArchivePublisher::open(&spec).unwrap();
-        let t0 = Utc.with_ymd_and_hms(2026, 3, 4, 0, 30, 0).unwrap();
-        let batch: Vec<Sample> = (0..30)
-            .map(|h| sample(t0 + TimeDelta::hours(h), h as f64))
-            .collect();
-        publisher.publish(&batch).await.unwrap();
-        let reader = ArchiveReader::open(&spec).unwrap();
-        let objects = reader
-            .list(t0 + TimeDelta::hours(1), t0 + TimeDelta::hours(28))
-            .await
-            .unwrap();
-        assert_eq!(objects.len(), 28, "{objects:?}");
-        assert!(objects[0].key.starts_with("samples/dt=2026-03-04/hour=01/"));
-        assert!(
-            objects[27]
-                .key
-                .starts_with("samples/dt=2026-03-05/hour=04/")
-        );
-        let outcome = reader
-            .read_range(t0, t0 + TimeDelta::hours(30))
-            .await
-            .unwrap();
-        assert_eq!(outcome.samples, batch);
-    }
-}
+#[path = "reader_tests.rs"]
+mod tests;

@@ -1,10 +1,10 @@
-//! [`ArchivePublisher`]: writes each batch as one object per hour partition (see the
-//! [module documentation](super) for the layout).
+//! [`ArchivePublisher`]: writes each batch as one object per kind (samples, events) and hour
+//! partition (see the [module documentation](super) for the layout).
 //!
-//! A retry of a batch that failed part-way (the same samples, by id, handed to
-//! [`publish`](ArchivePublisher::publish) again right after the failure) reuses the failed
-//! attempt's object names, so the partitions already written are overwritten with the same
-//! content instead of being archived twice.
+//! A retry of a batch that failed part-way (the same samples by id and events by message id,
+//! handed to the publisher again right after the failure) reuses the failed attempt's object
+//! names, so the partitions already written are overwritten with the same content instead of
+//! being archived twice.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,13 +12,15 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use chrono::{NaiveDate, Timelike};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use flate2::write::GzEncoder;
-use hb_sample::Sample;
+use hb_sample::{Event, Sample};
 use object_store::path::Path as ObjectPath;
 use object_store::{PutOptions, PutPayload};
+use serde::Serialize;
 
-use super::{ArchiveError, ArchiveSpec, Compression, Store};
+use super::{ArchiveError, ArchiveSpec, Compression, EVENTS_DIR, SAMPLES_DIR, Store};
+use crate::publisher::Batch;
 
 /// When this process first named an archive object, in µs since the epoch (see [`batch_name`]).
 static START_US: OnceLock<u64> = OnceLock::new();
@@ -62,15 +64,41 @@ impl ArchivePublisher {
         self.spec.describe()
     }
 
-    /// Writes the batch: one object per hour its samples' timestamps fall in (UTC), each
+    /// Writes a batch of samples: one object per hour their timestamps fall in (UTC), each
     /// written whole by a single PUT. `Ok` means every object is stored (and, for a local
     /// directory, synced to disk). An empty batch writes nothing.
     pub async fn publish(&self, samples: &[Sample]) -> Result<(), ArchiveError> {
-        if samples.is_empty() {
+        self.write(samples, &[]).await
+    }
+
+    /// Writes a batch of events: one object per hour they were generated in (UTC), under
+    /// `events/`; otherwise as [`publish`](Self::publish).
+    pub async fn publish_events(&self, events: &[Event]) -> Result<(), ArchiveError> {
+        self.write(&[], events).await
+    }
+
+    /// Writes a batch of samples and events: the samples' objects, then the events', all with
+    /// the batch's name; `Ok` once every one is stored.
+    pub async fn publish_batch(&self, batch: &Batch) -> Result<(), ArchiveError> {
+        self.write(&batch.samples, &batch.events).await
+    }
+
+    async fn write(&self, samples: &[Sample], events: &[Event]) -> Result<(), ArchiveError> {
+        if samples.is_empty() && events.is_empty() {
             return Ok(());
         }
-        let partitions = encode(samples, self.spec.compression)?;
-        let fingerprint = fingerprint(samples);
+        let compression = self.spec.compression;
+        let mut partitions = Vec::new();
+        for (root, objects) in [
+            (SAMPLES_DIR, encode(samples, |s| s.timestamp, compression)?),
+            (EVENTS_DIR, encode(events, |e| e.generated, compression)?),
+        ] {
+            let root = self.store.root(root);
+            for ((date, hour), body) in objects {
+                partitions.push((partition(&root, date, hour), body));
+            }
+        }
+        let fingerprint = fingerprint(samples, events);
         let batch = {
             let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
             match failed.take() {
@@ -79,8 +107,8 @@ impl ArchivePublisher {
             }
         };
         let name = batch_name(&self.spec.writer, batch, self.spec.compression);
-        for ((date, hour), body) in partitions {
-            let path = partition(&self.store.root, date, hour).join(name.as_str());
+        for (dir, body) in partitions {
+            let path = dir.join(name.as_str());
             let put = self
                 .store
                 .store
@@ -107,7 +135,7 @@ impl ArchivePublisher {
     }
 }
 
-/// `samples/dt=YYYY-MM-DD/hour=HH` below `root`.
+/// `dt=YYYY-MM-DD/hour=HH` below `root` (`[PREFIX/]samples` or `[PREFIX/]events`).
 pub(crate) fn partition(root: &ObjectPath, date: NaiveDate, hour: u32) -> ObjectPath {
     root.clone()
         .join(format!("dt={}", date.format("%Y-%m-%d")))
@@ -126,16 +154,18 @@ fn batch_name(writer: &str, batch: u64, compression: Compression) -> String {
     )
 }
 
-/// The batch's JSON lines, compressed, per (date, hour) in UTC, in time order.
-fn encode(
-    samples: &[Sample],
+/// The JSON lines of `items` (samples or events), compressed, per (date, hour) in UTC of
+/// their `time`, in time order.
+fn encode<T: Serialize>(
+    items: &[T],
+    time: impl Fn(&T) -> DateTime<Utc>,
     compression: Compression,
 ) -> Result<BTreeMap<(NaiveDate, u32), Vec<u8>>, ArchiveError> {
     let mut lines: BTreeMap<(NaiveDate, u32), Vec<u8>> = BTreeMap::new();
-    for s in samples {
-        let key = (s.timestamp.date_naive(), s.timestamp.hour());
-        let buf = lines.entry(key).or_default();
-        serde_json::to_writer(&mut *buf, s)?;
+    for item in items {
+        let at = time(item);
+        let buf = lines.entry((at.date_naive(), at.hour())).or_default();
+        serde_json::to_writer(&mut *buf, item)?;
         buf.push(b'\n');
     }
     if compression == Compression::Gzip {
@@ -152,12 +182,16 @@ fn encode(
     Ok(lines)
 }
 
-/// Identifies a batch by its samples' ids, to recognize a retry.
-fn fingerprint(samples: &[Sample]) -> u64 {
+/// Identifies a batch by its samples' ids and its events' message ids, to recognize a retry.
+fn fingerprint(samples: &[Sample], events: &[Event]) -> u64 {
     let mut h = DefaultHasher::new();
     samples.len().hash(&mut h);
     for s in samples {
         s.id.hash(&mut h);
+    }
+    events.len().hash(&mut h);
+    for e in events {
+        e.message_id.hash(&mut h);
     }
     h.finish()
 }
@@ -295,10 +329,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let publisher = ArchivePublisher::open(&spec(dir.path(), Compression::Gzip)).unwrap();
         send(&publisher.publish(&[]));
+        send(&publisher.publish_batch(&Batch::default()));
         let reader = super::super::ArchiveReader::open(&spec(dir.path(), Compression::Gzip));
         let reader = reader.unwrap();
         let t = Utc::now();
         send(&reader.read_range(t, t));
+        send(&reader.read_events_range(t, t));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Samples as InfluxDB line protocol: one line per sample, written into a reused buffer.
+//! Samples as InfluxDB line protocol: one line per sample, written into a reused buffer
+//! (events: see [`events`](mod@events), same encoder, same escaping).
 //!
 //! ```text
 //! disk.read.bytes,host=compute-1,project_id=p1,resource_id=vm-1\,vda,user_id=u1 value=42.0 1700000000000000000
@@ -26,6 +27,9 @@
 //!
 //! The encoder allocates nothing per sample: numbers go through `itoa`/`ryu` stack buffers
 //! and strings are copied into the output with their escapes.
+
+#[path = "event_line.rs"]
+pub mod events;
 
 use hb_sample::Sample;
 use serde_json::Value;
@@ -114,6 +118,8 @@ pub enum RefuseReason {
     NonFiniteVolume,
     /// The meter name is empty once written (e.g. only backslashes).
     EmptyName,
+    /// An event's float trait is NaN or infinite.
+    NonFiniteTrait,
 }
 
 impl RefuseReason {
@@ -123,6 +129,7 @@ impl RefuseReason {
             Self::TimestampOutOfRange => "timestamp_out_of_range",
             Self::NonFiniteVolume => "non_finite_volume",
             Self::EmptyName => "empty_name",
+            Self::NonFiniteTrait => "non_finite_trait",
         }
     }
 }
@@ -133,11 +140,12 @@ impl std::fmt::Display for RefuseReason {
             Self::TimestampOutOfRange => "timestamp outside InfluxDB's range (1677 to 2262)",
             Self::NonFiniteVolume => "volume is NaN or infinite",
             Self::EmptyName => "meter name is empty once written",
+            Self::NonFiniteTrait => "a float trait is NaN or infinite",
         })
     }
 }
 
-/// A sample that was not written.
+/// A sample (or an event) that was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     /// Its index in the encoded slice.
@@ -149,9 +157,9 @@ pub struct Refused {
 /// What one [`Encoder::encode`] call wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Encoded {
-    /// Lines appended (one per sample not refused), each ending in `\n`.
+    /// Lines appended (one per sample or event not refused), each ending in `\n`.
     pub lines: usize,
-    /// Samples not written, in order; empty (and unallocated) in the usual case.
+    /// Samples or events not written, in order; empty (and unallocated) in the usual case.
     pub refused: Vec<Refused>,
 }
 

@@ -1,5 +1,7 @@
 //! InfluxDB publisher pieces: the URL ([`InfluxSpec`]), the line-protocol encoder
-//! ([`line`](mod@line)) and the HTTP writer ([`client`]); batching and retries are the caller's.
+//! ([`line`](mod@line) for samples, [`line::events`] for events: measurement `events`), the
+//! HTTP writer ([`client`]) and the [`InfluxPublisher`] that joins them; batching and retries
+//! are the caller's.
 //!
 //! | URL | API |
 //! |---|---|
@@ -32,6 +34,7 @@ mod publisher;
 use std::time::Duration;
 
 pub use client::{InfluxError, InfluxSetupError, InfluxWriter, Rejected, Written};
+pub use line::events::{EVENTS_MEASUREMENT, TRAIT_PREFIX};
 pub use line::{Backslash, Encoded, Encoder, Precision, RefuseReason, Refused};
 pub use publisher::InfluxPublisher;
 
