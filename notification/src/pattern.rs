@@ -1,0 +1,113 @@
+//! Event type patterns: shell globs with `!` exclusions, as Ceilometer writes them.
+
+use std::fmt;
+
+/// Why a pattern list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// An empty list.
+    #[error("at least one event type pattern is needed")]
+    Empty,
+    /// `""` or `"!"`.
+    #[error("empty event type pattern")]
+    EmptyPattern,
+    /// A glob that does not parse (`[` unclosed, ...).
+    #[error("invalid event type pattern `{pattern}`: {reason}")]
+    Invalid {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Which event types a definition applies to.
+///
+/// Each pattern is a shell glob (`*` any text, dots included; `?` one character; `[...]` one
+/// of a set, `[!...]` one not in it); a pattern starting with `!` excludes. An event type
+/// matches when it matches at least one including pattern (a list of only exclusions includes
+/// everything) and no excluding one.
+#[derive(Clone)]
+pub struct EventTypes {
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
+    text: Vec<String>,
+}
+
+#[derive(Clone)]
+enum Glob {
+    /// No wildcard: plain equality.
+    Literal(String),
+    /// Anything else.
+    Pattern(glob::Pattern),
+}
+
+impl Glob {
+    fn new(text: &str) -> Result<Self, PatternError> {
+        if text.is_empty() {
+            return Err(PatternError::EmptyPattern);
+        }
+        if !text.contains(['*', '?', '[', ']']) {
+            return Ok(Self::Literal(text.to_owned()));
+        }
+        glob::Pattern::new(text)
+            .map(Self::Pattern)
+            .map_err(|e| PatternError::Invalid {
+                pattern: text.to_owned(),
+                reason: e.msg.to_lowercase(),
+            })
+    }
+
+    fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::Literal(l) => l == event_type,
+            Self::Pattern(p) => p.matches(event_type),
+        }
+    }
+}
+
+impl EventTypes {
+    /// Parses a list of patterns.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PatternError> {
+        if patterns.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let mut include = Vec::new();
+        let mut exclude = Vec::new();
+        for p in patterns {
+            let p = p.as_ref();
+            match p.strip_prefix('!') {
+                Some(rest) => exclude.push(Glob::new(rest)?),
+                None => include.push(Glob::new(p)?),
+            }
+        }
+        Ok(Self {
+            include,
+            exclude,
+            text: patterns.iter().map(|p| p.as_ref().to_owned()).collect(),
+        })
+    }
+
+    /// Whether `event_type` is one of these.
+    pub fn matches(&self, event_type: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(event_type)))
+            && !self.exclude.iter().any(|g| g.matches(event_type))
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.text
+    }
+}
+
+impl fmt::Debug for EventTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.text).finish()
+    }
+}
+
+impl fmt::Display for EventTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text.join(", "))
+    }
+}
