@@ -11,6 +11,7 @@ use hb_pipeline::{Config, Pipeline, Transport};
 use tokio_util::sync::CancellationToken;
 
 use crate::consume;
+use crate::notify::{self, Notifier};
 use crate::stats::Stats;
 
 /// Consumes samples from the bus and writes them to the configured sinks.
@@ -49,16 +50,50 @@ pub fn load(args: &Args) -> Result<Config, ExitCode> {
     })
 }
 
-/// `validate`: what was checked, on stdout.
+/// `validate`: what was checked, on stdout; wrong definitions on stderr (they would be
+/// skipped, so they do not make the configuration invalid).
 pub fn validate(config: &Config) -> ExitCode {
+    let notifier = match notifier(config) {
+        Ok(notifier) => notifier,
+        Err(code) => return code,
+    };
     let sources = config.sources.len();
     let sinks = config.sinks.len();
+    let definitions = notifier.as_ref().map_or(String::new(), |(n, skipped)| {
+        for e in skipped {
+            eprintln!("hb-collector: definition skipped: {e}");
+        }
+        format!(
+            ", {} meter and {} event definitions ({} skipped)",
+            n.definitions.meter_count(),
+            n.definitions.event_count(),
+            skipped.len()
+        )
+    });
     println!(
-        "{}: valid ({sources} sources, {sinks} sinks, transport {})",
+        "{}: valid ({sources} sources, {sinks} sinks, transport {}{definitions})",
         config.path.display(),
         config.transport
     );
     ExitCode::SUCCESS
+}
+
+/// The notification definitions of `notifications:` (none without the section), with those
+/// that were skipped; a definitions directory that cannot be read gives exit code 2.
+#[allow(clippy::type_complexity)]
+fn notifier(
+    config: &Config,
+) -> Result<Option<(Notifier, Vec<hb_notification::DefinitionError>)>, ExitCode> {
+    let Some(section) = &config.notifications else {
+        return Ok(None);
+    };
+    notify::load(section).map(Some).map_err(|e| {
+        eprintln!(
+            "hb-collector: {}: notifications: {e}",
+            config.path.display()
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// Runs the collector until SIGINT/SIGTERM: exit 0 after a clean stop, 2 when the
@@ -72,6 +107,23 @@ pub async fn serve(config: Config) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let notifier = match notifier(&config) {
+        Ok(notifier) => notifier.map(|(notifier, skipped)| {
+            for e in &skipped {
+                tracing::error!(error = %e, "notification definition skipped");
+            }
+            tracing::info!(
+                meters = notifier.definitions.meter_count(),
+                events = notifier.definitions.event_count(),
+                skipped = skipped.len(),
+                exchanges = %notifier.sources.exchanges.join(","),
+                topics = %notifier.sources.topics.join(","),
+                "consuming notifications"
+            );
+            notifier
+        }),
+        Err(code) => return code,
+    };
     let pipeline = match Pipeline::open(&config) {
         Ok(pipeline) => pipeline,
         Err(e) => {
@@ -93,6 +145,7 @@ pub async fn serve(config: Config) -> ExitCode {
         &config.transport,
         &pipeline,
         config.secret.as_ref(),
+        notifier.as_ref(),
         &shutdown,
         &stats,
     )

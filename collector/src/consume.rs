@@ -1,5 +1,6 @@
-//! The consume loop: messages from the bus → decoded, verified envelopes → the pipeline →
-//! acknowledgement once every sink published the samples (DESIGN §4).
+//! The consume loop: messages from the bus → decoded, verified envelopes (and notifications,
+//! through their definitions) → the pipeline → acknowledgement once every sink published the
+//! samples and events (DESIGN §4).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::decode::decode_all;
+use crate::notify::Notifier;
 use crate::stats::{Stats, add};
 
 /// Longest wait between reconnection or publish attempts.
@@ -35,6 +38,7 @@ pub async fn run(
     transport: &Transport,
     pipeline: &Pipeline,
     secret: Option<&Secret>,
+    notifier: Option<&Notifier>,
     shutdown: &CancellationToken,
     stats: &Arc<Stats>,
 ) -> Result<(), ConsumeError> {
@@ -42,7 +46,8 @@ pub async fn run(
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
-        let mut consumer = match Consumer::connect(transport).await {
+        let sources = notifier.map(|n| &n.sources);
+        let mut consumer = match Consumer::connect_with(transport, sources).await {
             Ok(consumer) => {
                 tracing::info!(transport = %transport, "consuming");
                 backoff.reset();
@@ -69,6 +74,7 @@ pub async fn run(
             acks,
             pipeline,
             secret,
+            notifier,
             stats,
         };
         let result = loop {
@@ -141,9 +147,14 @@ struct Acks {
 }
 
 impl Acks {
-    /// Acknowledges `messages` once `receipt` says every sink published their samples.
+    /// Acknowledges `messages` once every receipt says every sink published what they held.
     /// `held` is the messages' room in the unacknowledged window, freed once they are done.
-    fn after(&mut self, receipt: Receipt, mut messages: Vec<Received>, held: OwnedSemaphorePermit) {
+    fn after(
+        &mut self,
+        receipts: [Receipt; 2],
+        mut messages: Vec<Received>,
+        held: OwnedSemaphorePermit,
+    ) {
         for m in &mut messages {
             // Only the token is needed from here on.
             m.payload = Vec::new();
@@ -155,7 +166,8 @@ impl Acks {
         );
         self.tasks.spawn(async move {
             let _held = held;
-            if !receipt.accepted().await {
+            let [samples, events] = receipts;
+            if !samples.accepted().await || !events.accepted().await {
                 // The pipeline closed first: left unacknowledged, the broker redelivers.
                 return;
             }
@@ -193,6 +205,7 @@ struct Worker<'a> {
     acks: Acks,
     pipeline: &'a Pipeline,
     secret: Option<&'a Secret>,
+    notifier: Option<&'a Notifier>,
     stats: &'a Stats,
 }
 
@@ -205,12 +218,20 @@ impl Worker<'_> {
         held: OwnedSemaphorePermit,
     ) -> Result<(), BusError> {
         add(&self.stats.messages, batch.len() as u64);
-        let samples = self.decode(&batch).await?;
+        let (ours, theirs): (Vec<_>, Vec<_>) =
+            batch.iter().partition(|m| m.topic != Topic::Notifications);
+        let mut samples = self.decode(&ours).await?;
+        let mut events = Vec::new();
+        self.notifications(&theirs, &mut samples, &mut events)
+            .await?;
         let n = samples.len() as u64;
         let submitted = self.pipeline.submit(samples).await;
         add(&self.stats.samples, n);
         add(&self.stats.unrouted, submitted.unrouted as u64);
-        self.acks.after(submitted.receipt, batch, held);
+        let published = self.pipeline.submit_events(events).await;
+        add(&self.stats.unrouted_events, published.unrouted as u64);
+        self.acks
+            .after([submitted.receipt, published.receipt], batch, held);
         Ok(())
     }
 
@@ -221,9 +242,32 @@ impl Worker<'_> {
         }
     }
 
+    /// Notifications through the definitions: their samples and events are added; a
+    /// notification that cannot be decoded is dead-lettered with the reason.
+    async fn notifications(
+        &mut self,
+        messages: &[&Received],
+        samples: &mut Vec<hb_sample::Sample>,
+        events: &mut Vec<hb_sample::Event>,
+    ) -> Result<(), BusError> {
+        let Some(notifier) = self.notifier else {
+            return Ok(());
+        };
+        for message in messages {
+            match hb_notification::Notification::decode(&message.payload) {
+                Ok(n) => notifier.convert(&n, samples, events, self.stats),
+                Err(error) => {
+                    let reason = format!("notification refused: {error}");
+                    self.dead_letter(message, reason).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The samples of every valid envelope; heartbeats are logged, refused envelopes counted
     /// and undecodable messages dead-lettered.
-    async fn decode(&mut self, batch: &[Received]) -> Result<Vec<hb_sample::Sample>, BusError> {
+    async fn decode(&mut self, batch: &[&Received]) -> Result<Vec<hb_sample::Sample>, BusError> {
         let mut samples = Vec::new();
         for (message, decoded) in batch.iter().zip(decode_all(batch, self.secret).await) {
             match decoded {
@@ -280,65 +324,26 @@ impl Worker<'_> {
                 );
             }
             EnvelopeError::Malformed(_) | EnvelopeError::UnsupportedVersion { .. } => {
-                let reason = error.to_string();
-                self.consumer.dead_letter(message, &reason).await?;
-                let total = add(&self.stats.dead_lettered, 1);
-                tracing::warn!(
-                    message_id = %message.id,
-                    %reason,
-                    dead_lettered_total = total,
-                    "undecodable message dead-lettered"
-                );
+                self.dead_letter(message, error.to_string()).await?;
             }
         }
         Ok(())
     }
-}
 
-/// Threads that decode and verify a batch in parallel (besides the runtime's own).
-const DECODERS: usize = 2;
-
-/// Decodes and verifies every message of a batch, in order; a large batch is split across
-/// blocking threads, since decoding and checking signatures is most of a collector's work.
-async fn decode_all(
-    batch: &[Received],
-    secret: Option<&Secret>,
-) -> Vec<Result<Envelope, EnvelopeError>> {
-    if batch.len() < 2 * DECODERS {
-        return batch
-            .iter()
-            .map(|m| Envelope::decode(&m.payload, secret))
-            .collect();
+    /// Sends an undecodable message to the dead-letter destination (it is acknowledged with
+    /// its batch), counted and logged.
+    async fn dead_letter(&mut self, message: &Received, reason: String) -> Result<(), BusError> {
+        self.consumer.dead_letter(message, &reason).await?;
+        let total = add(&self.stats.dead_lettered, 1);
+        tracing::warn!(
+            message_id = %message.id,
+            topic = message.topic.suffix(),
+            %reason,
+            dead_lettered_total = total,
+            "undecodable message dead-lettered"
+        );
+        Ok(())
     }
-    let per = batch.len().div_ceil(DECODERS);
-    let parts = batch.chunks(per).map(|chunk| {
-        let payloads: Vec<Vec<u8>> = chunk.iter().map(|m| m.payload.clone()).collect();
-        let secret = secret.cloned();
-        tokio::task::spawn_blocking(move || {
-            payloads
-                .iter()
-                .map(|p| Envelope::decode(p, secret.as_ref()))
-                .collect::<Vec<_>>()
-        })
-    });
-    let mut out = Vec::with_capacity(batch.len());
-    for part in futures_util::future::join_all(parts).await {
-        match part {
-            Ok(decoded) => out.extend(decoded),
-            // A decoder thread cannot panic on bad input (decoding returns errors); if the
-            // runtime lost it anyway, decode that part here.
-            Err(_) => {
-                let done = out.len();
-                let end = (done + per).min(batch.len());
-                out.extend(
-                    batch[done..end]
-                        .iter()
-                        .map(|m| Envelope::decode(&m.payload, secret)),
-                );
-            }
-        }
-    }
-    out
 }
 
 /// Exponential backoff with jitter, 200 ms to 30 s.

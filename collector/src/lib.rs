@@ -1,5 +1,7 @@
 //! The hb collector (`hb-collector`): consumes samples from the bus and runs the same pipeline
-//! as the agent's embedded mode (DESIGN §4, §7).
+//! as the agent's embedded mode (DESIGN §4, §7); with a `notifications:` section it also
+//! consumes other services' notifications and turns them into samples (through the same
+//! pipeline) and events (to the event sinks) with meter and event definitions.
 //!
 //! Every message is acknowledged only after every sink its samples were routed to has
 //! published them (sinks batch, retry and push back; acknowledgements run beside receiving,
@@ -10,11 +12,15 @@
 //!
 //! - [`cli`]: the command line: `validate` and run (with graceful shutdown).
 //! - [`consume`]: the consume loop: decode, verify, submit, acknowledge, reconnect.
+//! - `decode`: envelopes decoded and verified on blocking threads.
+//! - [`notify`]: notification plugins: the definitions in force, misses counted and logged.
 //! - [`replay`]: `replay`, the archive of a time range sent through one sink.
 //! - [`stats`]: counters, logged as progress lines.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod consume;
+mod decode;
+pub mod notify;
 pub mod replay;
 pub mod stats;

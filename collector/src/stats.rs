@@ -19,6 +19,16 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Undecodable messages sent to the dead-letter destination.
     pub dead_lettered: AtomicU64,
+    /// Notifications decoded (other services' messages).
+    pub notifications: AtomicU64,
+    /// Samples made from notifications (also counted in `samples`).
+    pub notification_samples: AtomicU64,
+    /// Events made from notifications.
+    pub events: AtomicU64,
+    /// Events no sink takes (no `event_sinks`).
+    pub unrouted_events: AtomicU64,
+    /// Definition values that found nothing for a notification (no sample, no trait).
+    pub definition_misses: AtomicU64,
 }
 
 /// Adds `n` to a counter and returns the new total.
@@ -38,6 +48,11 @@ impl Stats {
             heartbeats = get(&self.heartbeats),
             refused = get(&self.refused),
             dead_lettered = get(&self.dead_lettered),
+            notifications = get(&self.notifications),
+            notification_samples = get(&self.notification_samples),
+            events = get(&self.events),
+            unrouted_events = get(&self.unrouted_events),
+            definition_misses = get(&self.definition_misses),
             "{what}"
         );
     }

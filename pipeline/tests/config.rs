@@ -137,7 +137,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: memory://\nsecrets: x",
-        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, sources, sinks",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, sources, sinks",
     ),
     (
         "publishers: [\"file://data/samples.jsonl\"]",
@@ -332,6 +332,66 @@ fn coordination_loads_with_defaults_and_refuses_what_cannot_work() {
         (
             "coordination: {backend_url: \"redis://x/\", heartbeat: -1}",
             "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be a number of seconds greater than 0 (got -1)",
+        ),
+    ];
+    for (section, expected) in refusals {
+        assert_eq!(with(section).expect_err(section).to_string(), expected);
+    }
+}
+
+#[test]
+fn notifications_load_with_defaults_and_refuse_what_cannot_work() {
+    let store = format!(
+        "{GOOD}  - name: store\n    publishers: [\"archive+file:///var/lib/hb/archive\"]\n"
+    );
+    let with =
+        |section: &str| load(&store.replace("sources:\n", &format!("{section}\nsources:\n")));
+    let config = with("notifications: {event_sinks: [store]}").expect("valid");
+    let n = config.notifications.expect("notifications");
+    assert_eq!(n.exchanges, hb_pipeline::config::DEFAULT_EXCHANGES);
+    assert_eq!(n.topics, ["notifications.info", "notifications.error"]);
+    assert_eq!(n.meters, Path::new("/etc/hb/meters.d"));
+    assert_eq!(n.events, Path::new("/etc/hb/events.d"));
+    assert_eq!(n.event_sinks, [2]);
+    assert_eq!(
+        n.unmatched_events,
+        hb_pipeline::config::UnmatchedEvents::Keep
+    );
+    let custom = with(
+        "notifications: {exchanges: [nova], topics: [notifications.info], meters: /m, events: e, unmatched_events: drop}",
+    )
+    .expect("valid")
+    .notifications
+    .expect("notifications");
+    assert_eq!((custom.exchanges.len(), custom.topics.len()), (1, 1));
+    assert_eq!(custom.meters, Path::new("/m"));
+    assert_eq!(custom.events, Path::new("/etc/hb/e"));
+    assert!(custom.event_sinks.is_empty());
+    assert_eq!(
+        custom.unmatched_events,
+        hb_pipeline::config::UnmatchedEvents::Drop
+    );
+    assert!(load(GOOD).expect("valid").notifications.is_none());
+    let refusals = [
+        (
+            "notifications: {event_sinks: [archiv]}",
+            "/etc/hb/pipeline.yaml:3:31: notifications.event_sinks[0]: unknown sink `archiv` (defined sinks: archive, local, store)",
+        ),
+        (
+            "notifications: {event_sinks: [local]}",
+            "/etc/hb/pipeline.yaml:3:31: notifications.event_sinks[0]: sink `local` cannot take events: its publisher file:///etc/hb/data/samples.jsonl writes samples only (events go to influxdb and archive publishers)",
+        ),
+        (
+            "notifications: {exchanges: []}",
+            "/etc/hb/pipeline.yaml:3:28: notifications.exchanges: needs at least one name (default: nova, cinder, glance, swift, neutron, openstack)",
+        ),
+        (
+            "notifications: {topics: [\"a b\"]}",
+            "/etc/hb/pipeline.yaml:3:26: notifications.topics[0]: `a b` is not a name (empty or with spaces)",
+        ),
+        (
+            "notifications: {unmatched_events: maybe}",
+            "/etc/hb/pipeline.yaml:3:35: notifications.unmatched_events: unknown choice `maybe` (available: keep, drop)",
         ),
     ];
     for (section, expected) in refusals {

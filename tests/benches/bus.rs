@@ -83,9 +83,15 @@ async fn hb(url: &str, messages: &[Outgoing]) -> f64 {
         );
         tokio::spawn(async move {
             let secret = Secret::new(SECRET);
-            let _ =
-                hb_collector::consume::run(&transport, &pipeline, Some(&secret), &shutdown, &stats)
-                    .await;
+            let _ = hb_collector::consume::run(
+                &transport,
+                &pipeline,
+                Some(&secret),
+                None,
+                &shutdown,
+                &stats,
+            )
+            .await;
         })
     };
     let started = Instant::now();

@@ -17,6 +17,9 @@
 //! `dead_letter_dir` (default `dead-letter` beside this file) keeps what publishers refuse for
 //! good.
 //!
+//! `notifications: {exchanges, topics, meters, events, event_sinks, unmatched_events}` makes the
+//! collector consume other services' notifications (see [`Notifications`]).
+//!
 //! `coordination: {backend_url: redis://..., group, heartbeat, timeout}` lets several central
 //! agents share the work (see [`Coordination`]).
 //!
@@ -29,6 +32,7 @@
 
 mod coordination;
 mod error;
+mod notifications;
 mod raw;
 
 use std::collections::HashMap;
@@ -39,6 +43,7 @@ pub use coordination::Coordination;
 pub use error::{ConfigError, ConfigErrors, Origin};
 use hb_bus::Transport;
 use hb_sample::Secret;
+pub use notifications::{DEFAULT_EXCHANGES, DEFAULT_TOPICS, Notifications, UnmatchedEvents};
 pub use raw::position;
 use raw::{At, RawBatch, RawConfig, RawSink, RawSource, RawSpool};
 
@@ -74,6 +79,8 @@ pub struct Config {
     pub dead_letter_dir: PathBuf,
     /// How central agents share work, when several run (`coordination:`).
     pub coordination: Option<Coordination>,
+    /// Other services' notifications the collector consumes (`notifications:`).
+    pub notifications: Option<Notifications>,
 }
 
 /// `spool:`: the agent's bounded on-disk buffer.
@@ -158,6 +165,10 @@ impl Config {
         let secret = v.secret(raw.secret_file.as_ref(), &base, &env);
         let spool = v.spool(raw.spool.as_ref(), &base);
         let coordination = raw.coordination.as_ref().and_then(|c| v.coordination(c));
+        let notifications = raw
+            .notifications
+            .as_ref()
+            .and_then(|n| v.notifications(n, &base, &sinks, &sink_index));
         let dead_letter_dir = crate::publisher::resolve(
             &base,
             raw.dead_letter_dir
@@ -180,6 +191,7 @@ impl Config {
             spool,
             dead_letter_dir,
             coordination,
+            notifications,
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub dead_letter_dir: Option<At<String>>,
     #[serde(default)]
     pub coordination: Option<At<RawCoordination>>,
+    #[serde(default)]
+    pub notifications: Option<At<RawNotifications>>,
     pub sources: At<Vec<RawSource>>,
     pub sinks: At<Vec<RawSink>>,
 }
@@ -58,6 +60,23 @@ pub struct RawBatch {
     pub buffer_events: Option<At<u64>>,
     #[serde(default)]
     pub request_concurrency: Option<At<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    #[serde(default)]
+    pub exchanges: Option<At<Vec<At<String>>>>,
+    #[serde(default)]
+    pub topics: Option<At<Vec<At<String>>>>,
+    #[serde(default)]
+    pub meters: Option<At<String>>,
+    #[serde(default)]
+    pub events: Option<At<String>>,
+    #[serde(default)]
+    pub event_sinks: Option<At<Vec<At<String>>>>,
+    #[serde(default)]
+    pub unmatched_events: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize)]
