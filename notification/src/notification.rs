@@ -71,7 +71,13 @@ impl Notification {
     /// A missing `message_id` is derived from the SHA-256 of `bytes` (a redelivery gets the
     /// same id); a missing `timestamp` is now.
     pub fn decode(bytes: &[u8]) -> Result<Self, NotificationError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(NotificationError::Json)?;
+        // UTF-8 checked once for the whole message (faster than string by string); invalid
+        // UTF-8 goes through the byte parser, for its error message with line and column.
+        let value: Value = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        }
+        .map_err(NotificationError::Json)?;
         let mut context = Map::new();
         let mut object = unwrap(value, &mut context)?;
         let mut flattened = Vec::new();
