@@ -102,8 +102,10 @@ pub async fn run(
                 Ok(batch) => batch,
                 Err(error) => break Err(error),
             };
-            // Never waits: recv returned at most `room` messages. (The window is never closed.)
-            let Ok(held) = window.clone().acquire_many_owned(batch.len() as u32).await else {
+            // Never waits: recv returns at most `room` messages (capped all the same, so that a
+            // transport returning more could never wait forever). The window is never closed.
+            let taken = batch.len().min(prefetch) as u32;
+            let Ok(held) = window.clone().acquire_many_owned(taken).await else {
                 break Ok(());
             };
             if !batch.is_empty()

@@ -279,6 +279,55 @@ async fn redis_notifications() {
     let _: u64 = del.query_async(&mut service).await.expect("DEL");
 }
 
+/// `COUNT` limits each stream on its own: with entries waiting on three streams, `recv(max)`
+/// still hands out at most `max` (the collector's window counts on it), and every entry once.
+#[tokio::test]
+async fn redis_recv_never_returns_more_than_asked_across_streams() {
+    let broker = Broker::start(Kind::Redis);
+    let (info, error) = (unique("notifications.info"), unique("notifications.error"));
+    let mut service = redis().await;
+    let mut sent = BTreeSet::new();
+    for stream in [&info, &error] {
+        for _ in 0..5 {
+            let payload = notification("image.create");
+            let _: String = redis::cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("payload")
+                .arg(&payload)
+                .query_async(&mut service)
+                .await
+                .expect("XADD");
+            sent.insert(payload);
+        }
+    }
+    let transport = Transport::parse(&broker.direct("")).expect("transport");
+    for i in 0..5 {
+        let sample = format!("sample {i}").into_bytes();
+        send_sample(&transport, &sample).await;
+        sent.insert(sample);
+    }
+    let mut collector = redis_consumer(&broker, "window", &topics(&[&info, &error])).await;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < sent.len() && Instant::now() < deadline {
+        let batch = collector.recv(3).await.expect("recv");
+        assert!(batch.len() <= 3, "recv(3) returned {}", batch.len());
+        got.extend(batch);
+    }
+    let received: Vec<Vec<u8>> = got.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(received.len(), sent.len(), "each entry once");
+    assert_eq!(received.into_iter().collect::<BTreeSet<_>>(), sent);
+    collector.ack(&got).await.expect("ack");
+    collector.close().await;
+    let mut del = redis::cmd("DEL");
+    del.arg(&info).arg(&error);
+    for suffix in ["samples", "heartbeats", "dead"] {
+        del.arg(format!("{}{suffix}", broker.prefix));
+    }
+    let _: u64 = del.query_async(&mut service).await.expect("DEL");
+}
+
 /// An empty stream name, or one of hb's own streams, is refused before connecting.
 #[tokio::test]
 async fn redis_names_are_checked() {

@@ -40,12 +40,16 @@ fn unreachable(e: impl std::fmt::Display) -> BusError {
     }
 }
 
-/// Maps the broker's refusal to declare or bind `what` to a permanent error.
+/// Maps the broker's refusal to declare or bind `what` to a permanent error; a connection
+/// lost meanwhile (anything but an AMQP protocol refusal) is retryable.
 fn setup(what: String) -> impl FnOnce(lapin::Error) -> BusError {
-    move |e| BusError::Setup {
-        transport: TRANSPORT,
-        what,
-        reason: e.to_string(),
+    move |e| match e.kind() {
+        lapin::ErrorKind::ProtocolError(_) => BusError::Setup {
+            transport: TRANSPORT,
+            what,
+            reason: e.to_string(),
+        },
+        _ => unreachable(format!("{what}: {e}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Redis Streams consumer: one member of the collectors' group, reading hb's streams and
 //! the notification streams with one `XREADGROUP`.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
@@ -57,6 +58,10 @@ pub struct Consumer {
     /// stream, the id after which to read them (each handed out once), until none is left.
     backlog: Option<Vec<String>>,
     last_claim: Option<Instant>,
+    /// Entries read but not handed out yet: `COUNT` limits each stream on its own, so one
+    /// read of several streams can return more than the caller asked for; the rest waits here
+    /// (still pending in Redis, so nothing is lost if the consumer goes away).
+    held: VecDeque<Received>,
 }
 
 impl Consumer {
@@ -111,10 +116,24 @@ impl Consumer {
             commands,
             blocking,
             last_claim: None,
+            held: VecDeque::new(),
         })
     }
 
+    /// At most `max` entries (the caller's window), reading more when none are held.
     pub(crate) async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
+        let max = max.max(1);
+        if self.held.is_empty() {
+            let read = self.fetch(max).await?;
+            self.held.extend(read);
+        }
+        let n = self.held.len().min(max);
+        Ok(self.held.drain(..n).collect())
+    }
+
+    /// Entries from every stream: own pending ones first, then claimed ones, then new ones;
+    /// up to `max` per stream.
+    async fn fetch(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
         if let Some(after) = self.backlog.take() {
             let own = self.read(max, &after, None).await?;
             if !own.is_empty() {
