@@ -448,7 +448,15 @@ async fn v2_writes_land_in_victoria_metrics() {
         assert_eq!(series["values"].as_array().map(Vec::len), Some(1));
         assert_eq!(series["timestamps"], json!([ms]));
     }
-    let count = server.query(r#"count({__name__="hb_v2.cpu_value", flavor="m1.small"})"#);
+    // Queries see new points a moment after the export API does (seen empty once in CI under
+    // load): ask again for a few seconds.
+    let counted = || server.query(r#"count({__name__="hb_v2.cpu_value", flavor="m1.small"})"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut count = counted();
+    while count["data"]["result"][0]["value"][1] != "50" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        count = counted();
+    }
     assert_eq!(count["data"]["result"][0]["value"][1], "50", "{count}");
     for name in odd {
         let selector = format!("{{__name__={}}}", json!(format!("{name}_value")));
