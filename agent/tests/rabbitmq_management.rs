@@ -153,7 +153,16 @@ fn shipped_definitions_read_queue_depth_consumers_and_rates() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let samples = loop {
         let (samples, stderr) = poll(dir.path(), &queue.name);
-        if volume(&samples, "rabbitmq.queue.messages") == Some(3.0) {
+        // Each meter is its own request: under load one listing can lag the others (a
+        // queue not in it yet), so wait until all four meters show the queue.
+        let all = [
+            "rabbitmq.queue.consumers",
+            "rabbitmq.queue.publish.rate",
+            "rabbitmq.queue.deliver.rate",
+        ]
+        .iter()
+        .all(|m| volume(&samples, m).is_some());
+        if volume(&samples, "rabbitmq.queue.messages") == Some(3.0) && all {
             break samples;
         }
         assert!(
