@@ -12,11 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use hb_pipeline::error_chain;
 use reqwest::{Client, Url, redirect};
 
-use super::name_and_timeout;
+use super::{Locator, check_owned, locate};
 use crate::coordination::Share;
 use crate::namespaces::{DefError, PollsterDef};
 use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
@@ -39,18 +38,8 @@ struct Target {
 pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
     let mut targets = Vec::new();
     for (i, t) in def.targets()?.iter().enumerate() {
-        let (name, timeout) = name_and_timeout(i, t)?;
+        let (name, timeout, raw) = locate(i, t, "http.response", Locator::Url, "")?;
         let field = format!("targets[{i}].url");
-        if t.value.address.is_some() {
-            return Err(DefError::at(
-                t,
-                format!("targets[{i}].address"),
-                "http.response targets take `url`, not `address`",
-            ));
-        }
-        let Some(raw) = &t.value.url else {
-            return Err(DefError::at(t, field, "missing `url`"));
-        };
         let url = Url::parse(raw)
             .map_err(|e| DefError::at(t, &field, format!("invalid URL `{raw}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -83,9 +72,8 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
 impl NetPollster for HttpResponse {
     fn poll<'a>(&'a self, share: &'a Share) -> PollFuture<'a> {
         Box::pin(async move {
-            let mine = self.targets.iter().filter(|t| share.owns(&t.key));
-            let checks = mine.map(|t| check(&self.client, t));
-            Ok(join_all(checks).await.into_iter().flatten().collect())
+            let checks = check_owned(&self.targets, share, |t| &t.key, |t| check(&self.client, t));
+            Ok(checks.await)
         })
     }
 }

@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 use reqwest::Url;
 
-use super::name_and_timeout;
+use super::{Locator, check_owned, locate};
 use crate::coordination::Share;
 use crate::namespaces::{DefError, PollsterDef};
 use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
@@ -46,22 +45,12 @@ struct Target {
 pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
     let mut targets = Vec::new();
     for (i, t) in def.targets()?.iter().enumerate() {
-        let (name, timeout) = name_and_timeout(i, t)?;
+        let (name, timeout, raw) = locate(i, t, "redis", Locator::Url, "redis://host:port")?;
         let field = format!("targets[{i}].url");
-        if t.value.address.is_some() {
-            return Err(DefError::at(
-                t,
-                format!("targets[{i}].address"),
-                "redis targets take `url: redis://host:port`, not `address`",
-            ));
-        }
-        let Some(raw) = &t.value.url else {
-            return Err(DefError::at(t, field, "missing `url: redis://host:port`"));
-        };
         // The URL may hold a password: messages never repeat it.
         let (server, shown) =
             sanitize(raw).map_err(|m| DefError::at(t, &field, format!("invalid URL: {m}")))?;
-        let client = Client::open(raw.as_str())
+        let client = Client::open(raw)
             .map_err(|e| DefError::at(t, &field, format!("`{shown}` is not a Redis URL: {e}")))?;
         targets.push(Target {
             key: format!("{}/{name}", def.name.value),
@@ -97,14 +86,7 @@ fn sanitize(raw: &str) -> Result<(String, String), String> {
 
 impl NetPollster for RedisInfo {
     fn poll<'a>(&'a self, share: &'a Share) -> PollFuture<'a> {
-        Box::pin(async move {
-            let mine = self.targets.iter().filter(|t| share.owns(&t.key));
-            Ok(join_all(mine.map(check))
-                .await
-                .into_iter()
-                .flatten()
-                .collect())
-        })
+        Box::pin(async move { Ok(check_owned(&self.targets, share, |t| &t.key, check).await) })
     }
 }
 

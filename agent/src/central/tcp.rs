@@ -11,10 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use tokio::net::TcpStream;
 
-use super::{classify_io, name_and_timeout};
+use super::{Locator, check_owned, classify_io, locate};
 use crate::coordination::Share;
 use crate::namespaces::{DefError, PollsterDef};
 use crate::pollster::{Implementation, Measurement, NetPollster, PollFuture};
@@ -36,36 +35,18 @@ struct Target {
 pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
     let mut targets = Vec::new();
     for (i, t) in def.targets()?.iter().enumerate() {
-        let (name, timeout) = name_and_timeout(i, t)?;
-        if t.value.url.is_some() {
+        let (name, timeout, address) = locate(i, t, "tcp.connect", Locator::Address, "host:port")?;
+        let well_formed = address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !well_formed {
             return Err(DefError::at(
                 t,
-                format!("targets[{i}].url"),
-                "tcp.connect targets take `address: host:port`, not `url`",
+                format!("targets[{i}].address"),
+                format!("`{address}` is not host:port"),
             ));
         }
-        let address = match &t.value.address {
-            Some(a)
-                if a.rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
-            {
-                a.clone()
-            }
-            Some(a) => {
-                return Err(DefError::at(
-                    t,
-                    format!("targets[{i}].address"),
-                    format!("`{a}` is not host:port"),
-                ));
-            }
-            None => {
-                return Err(DefError::at(
-                    t,
-                    format!("targets[{i}].address"),
-                    "missing `address: host:port`",
-                ));
-            }
-        };
+        let address = address.to_owned();
         targets.push(Target {
             key: format!("{}/{name}", def.name.value),
             name,
@@ -78,14 +59,7 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
 
 impl NetPollster for TcpConnect {
     fn poll<'a>(&'a self, share: &'a Share) -> PollFuture<'a> {
-        Box::pin(async move {
-            let mine = self.targets.iter().filter(|t| share.owns(&t.key));
-            Ok(join_all(mine.map(check))
-                .await
-                .into_iter()
-                .flatten()
-                .collect())
-        })
+        Box::pin(async move { Ok(check_owned(&self.targets, share, |t| &t.key, check).await) })
     }
 }
 
