@@ -9,7 +9,8 @@ use crate::yaml::{Kind, Node, Refusal, fields, join};
 /// The `source` of every sample made from a notification.
 pub const SOURCE: &str = "notification";
 
-/// The fields of a meter definition, in the order messages list them.
+/// The fields of a meter definition, in the order messages list them: the first
+/// [`REQUIRED`] are required.
 pub const FIELDS: [&str; 11] = [
     "name",
     "event_type",
@@ -23,6 +24,9 @@ pub const FIELDS: [&str; 11] = [
     "metadata",
     "lookup",
 ];
+
+/// How many of [`FIELDS`], from the first, every definition must have.
+const REQUIRED: usize = 6;
 
 /// The fields a `lookup` may name, in [`Field`] order.
 pub const LOOKUP: [&str; 7] = [
@@ -77,14 +81,7 @@ impl MeterDef {
     pub fn parse(node: &Node) -> Result<Self, Refusal> {
         let entries = fields(node, "", "a meter definition", &FIELDS)?;
         let get = |k: &str| entries.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-        for required in [
-            "name",
-            "event_type",
-            "type",
-            "unit",
-            "volume",
-            "resource_id",
-        ] {
+        for required in &FIELDS[..REQUIRED] {
             if get(required).is_none() {
                 return Err(Refusal::new(
                     node,
