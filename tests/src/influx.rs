@@ -297,6 +297,38 @@ impl Drop for Influxd {
     }
 }
 
+/// A point as the end-to-end tests compare them: (measurement, resource_id, time ns, value).
+pub type Point = (String, String, i64, String);
+
+/// Every point of every measurement in `db`, as [`Point`]s.
+pub fn points(influx: &Influxd, db: &str) -> std::collections::BTreeSet<Point> {
+    let result = influx.query(db, "SELECT \"value\", \"resource_id\" FROM /.*/");
+    series(&result)
+        .into_iter()
+        .flat_map(|s| {
+            let name = s.name.clone();
+            s.rows.into_iter().map(move |row| {
+                (
+                    name.clone(),
+                    row["resource_id"].as_str().unwrap_or_default().to_owned(),
+                    row["time"].as_i64().expect("ns time"),
+                    format!("{}", row["value"].as_f64().expect("value")),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The [`Point`] a sample should become.
+pub fn point(s: &hb_sample::Sample) -> Point {
+    (
+        s.name.clone(),
+        s.resource_id.clone(),
+        s.timestamp.timestamp_nanos_opt().expect("ns"),
+        format!("{}", s.volume()),
+    )
+}
+
 /// One series of an InfluxQL result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {

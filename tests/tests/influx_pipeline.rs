@@ -8,41 +8,13 @@ use std::time::{Duration, Instant};
 use hb_bus::{Outgoing, Transport};
 use hb_sample::{Envelope, Sample, SampleType, Secret};
 use hb_tests::bus::{Broker, Kind};
-use hb_tests::influx::{Influxd, VictoriaMetrics, series};
+use hb_tests::influx::{Influxd, VictoriaMetrics, point, points};
 use hb_tests::node::{Node, SECRET, send, sum, wait_until};
 
 fn unique(what: &str) -> String {
     format!(
         "{what}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
-    )
-}
-
-/// (measurement, resource_id, time ns, value) of every point in `db`.
-fn points(influx: &Influxd, db: &str) -> BTreeSet<(String, String, i64, String)> {
-    let result = influx.query(db, "SELECT \"value\", \"resource_id\" FROM /.*/");
-    series(&result)
-        .into_iter()
-        .flat_map(|s| {
-            let name = s.name.clone();
-            s.rows.into_iter().map(move |row| {
-                (
-                    name.clone(),
-                    row["resource_id"].as_str().unwrap_or_default().to_owned(),
-                    row["time"].as_i64().expect("ns time"),
-                    format!("{}", row["value"].as_f64().expect("value")),
-                )
-            })
-        })
-        .collect()
-}
-
-fn key(s: &Sample) -> (String, String, i64, String) {
-    (
-        s.name.clone(),
-        s.resource_id.clone(),
-        s.timestamp.timestamp_nanos_opt().expect("ns"),
-        format!("{}", s.volume()),
     )
 }
 
@@ -89,7 +61,7 @@ fn agent_to_influxdb_and_victoriametrics_through_the_collector() {
         collector.log()
     );
     let (sent, _) = collector.samples();
-    let expected: BTreeSet<_> = sent.iter().map(key).collect();
+    let expected: BTreeSet<_> = sent.iter().map(point).collect();
     let stored = points(&influx, &db);
     let util: Vec<_> = stored
         .iter()

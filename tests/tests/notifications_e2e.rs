@@ -13,7 +13,7 @@ use hb_pipeline::publisher::PublisherSpec;
 use hb_pipeline::publisher::archive::read_events_range;
 use hb_sample::{Event, Sample};
 use hb_tests::bus::{Broker, Kind, dead_letters};
-use hb_tests::influx::{Influxd, series};
+use hb_tests::influx::{Influxd, Point, point, points};
 use hb_tests::node::{Node, wait_until};
 use hb_tests::repo;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
@@ -96,36 +96,6 @@ fn publish(messages: &[(String, &str, Vec<u8>)]) {
         }
         let _ = connection.close(0, "done".into()).await;
     });
-}
-
-/// (measurement, resource_id, time ns, value) of a sample or a point.
-type Point = (String, String, i64, String);
-
-fn point(s: &Sample) -> Point {
-    (
-        s.name.clone(),
-        s.resource_id.clone(),
-        s.timestamp.timestamp_nanos_opt().expect("ns"),
-        format!("{}", s.volume()),
-    )
-}
-
-fn points(influx: &Influxd, db: &str) -> BTreeSet<Point> {
-    let result = influx.query(db, "SELECT \"value\", \"resource_id\" FROM /.*/");
-    series(&result)
-        .into_iter()
-        .flat_map(|s| {
-            let name = s.name.clone();
-            s.rows.into_iter().map(move |row| {
-                (
-                    name.clone(),
-                    row["resource_id"].as_str().unwrap_or_default().to_owned(),
-                    row["time"].as_i64().expect("ns time"),
-                    format!("{}", row["value"].as_f64().expect("value")),
-                )
-            })
-        })
-        .collect()
 }
 
 #[test]
