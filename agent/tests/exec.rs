@@ -13,7 +13,7 @@ use hb_agent::coordination::Share;
 use hb_agent::plugins::{Context, exec};
 use hb_agent::pollster::Implementation;
 use serde_json::{Value, json};
-use support::{run, text};
+use support::{run, samples, text};
 
 /// A namespaces tree whose central namespace holds `yaml` as `exec.yaml` and `scripts`
 /// (name, text; made executable) beside it. Returns the tree's root.
@@ -44,13 +44,6 @@ fn once(dir: &Path, root: &Path) -> Output {
         "json",
     ];
     run(dir, &args)
-}
-
-fn samples(out: &Output) -> Vec<Value> {
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON sample per line"))
-        .collect()
 }
 
 /// The parts of a sample a program decides (and the host the runner adds).

@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{run, text};
+use support::{run, samples, text};
 
 const URL: &str = "redis://127.0.0.1:6379";
 const SERVER: &str = "redis://127.0.0.1:6379";
@@ -28,13 +28,6 @@ fn once(dir: &Path, namespaces: &Path) -> Output {
         "json",
     ];
     run(dir, &args)
-}
-
-fn samples(out: &Output) -> Vec<Value> {
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON sample per line"))
-        .collect()
 }
 
 /// The one sample of `name` for target `target` (and, for a database, resource `resource`).

@@ -23,6 +23,14 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
     hb(dir, args).output().expect("hb-polling runs")
 }
 
+/// The samples `hb-polling --format json` printed, one JSON object per line.
+pub fn samples(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON sample per line"))
+        .collect()
+}
+
 /// Lossy UTF-8 of a process's output.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
