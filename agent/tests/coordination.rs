@@ -1,6 +1,7 @@
 //! Central agents sharing work through the real local Redis: three `hb-polling` processes, one
 //! HTTP server whose 210 URLs are the resources, and the server's own record of which URL was
-//! requested in which one-second cycle.
+//! requested in which two-second cycle (two seconds, not one, so that a slow moment of a
+//! loaded machine does not push a cycle's requests into the next).
 
 mod support;
 
@@ -17,6 +18,8 @@ use hb_pipeline::config::Coordination;
 
 const RESOURCES: usize = 210;
 const REDIS: &str = "redis://127.0.0.1:6379/0";
+/// The agents' polling interval, in seconds; cycles start on its wall-clock multiples.
+const INTERVAL: u64 = 2;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -25,7 +28,7 @@ fn now_ms() -> u128 {
         .as_millis()
 }
 
-/// Requests seen by the test server: (cycle second, resource index).
+/// Requests seen by the test server: (cycle, resource index).
 type Seen = Arc<Mutex<Vec<(u64, usize)>>>;
 
 /// An HTTP server on 127.0.0.1:0 answering `/r/<i>` with 200 and recording each request.
@@ -43,14 +46,14 @@ fn recording_server() -> (u16, Seen) {
                 if reader.read_line(&mut request).is_err() {
                     return;
                 }
-                let second = (now_ms() / 1000) as u64;
+                let cycle = cycle();
                 let mut line = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
                 let path = request.split_whitespace().nth(1).unwrap_or("/");
                 if let Some(i) = path.strip_prefix("/r/").and_then(|i| i.parse().ok()) {
-                    record.lock().expect("lock").push((second, i));
+                    record.lock().expect("lock").push((cycle, i));
                 }
                 let mut stream = stream;
                 let _ = stream.write_all(
@@ -72,7 +75,7 @@ fn workdir(port: u16, group: &str) -> tempfile::TempDir {
     let yaml = format!(
         "transport: memory://\n\
          coordination: {{backend_url: \"{REDIS}\", group: \"{group}\", heartbeat: 1, timeout: 3}}\n\
-         sources:\n  - {{name: checks, interval: 1, meters: [http.response.status], sinks: [out]}}\n\
+         sources:\n  - {{name: checks, interval: {INTERVAL}, meters: [http.response.status], sinks: [out]}}\n\
          sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n"
     );
     std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("pipeline.yaml");
@@ -100,7 +103,7 @@ fn start(dir: &std::path::Path) -> Child {
     .expect("hb-polling starts")
 }
 
-/// Polls per resource in each whole cycle second of `[from, to)`.
+/// Polls per resource in each cycle of `[from, to)`.
 fn cycles(seen: &Seen, from: u64, to: u64) -> BTreeMap<u64, HashMap<usize, usize>> {
     let mut out: BTreeMap<u64, HashMap<usize, usize>> =
         (from..to).map(|s| (s, HashMap::new())).collect();
@@ -127,13 +130,14 @@ fn exactly_once(seen: &Seen, from: u64, to: u64) -> (usize, usize) {
     (complete, most)
 }
 
-fn second() -> u64 {
-    (now_ms() / 1000) as u64
+/// The cycle now: wall-clock time in units of [`INTERVAL`].
+fn cycle() -> u64 {
+    (now_ms() / u128::from(INTERVAL * 1000)) as u64
 }
 
 /// Waits for the cycle after the current one to finish.
 fn wait_cycles(n: u64) {
-    let next = u128::from((second() + n + 1) * 1000 + 500);
+    let next = u128::from((cycle() + n + 1) * INTERVAL * 1000 + 500);
     std::thread::sleep(Duration::from_millis((next - now_ms()) as u64));
 }
 
@@ -147,19 +151,19 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
     // Steady state: the three have joined once a cycle sees every resource exactly once.
     let started = Instant::now();
     let steady_from = loop {
-        let s = second();
+        let s = cycle();
         if s > 0 && exactly_once(&seen, s - 1, s).0 == 1 {
             break s;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no cycle polled every resource exactly once within 15 s; log of agent 0:\n{}",
+            started.elapsed() < Duration::from_secs(20),
+            "no cycle polled every resource exactly once within 20 s; log of agent 0:\n{}",
             std::fs::read_to_string(dirs[0].path().join("log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
     };
     wait_cycles(4);
-    let steady_to = second();
+    let steady_to = cycle();
     let (complete, most) = exactly_once(&seen, steady_from, steady_to);
     let per_agent: Vec<usize> = dirs
         .iter()
@@ -180,14 +184,15 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
     // One agent killed: its share is unpolled until `timeout` passes, then taken over.
     agents[1].kill().expect("kill -9");
     agents[1].wait().expect("reaped");
-    let killed = second();
-    // timeout (3 s) + one interval, plus the cycle in which the kill happened.
-    let recovered_from = killed + 5;
+    let killed = cycle();
+    // timeout (3 s) + one interval (2 s) after the kill: the third cycle after the one it
+    // happened in starts 4 to 6 s after it.
+    let recovered_from = killed + 3;
     std::thread::sleep(Duration::from_millis(
-        ((recovered_from * 1000) as u128 - now_ms()) as u64,
+        ((recovered_from * INTERVAL * 1000) as u128 - now_ms()) as u64,
     ));
     wait_cycles(3);
-    let recovered_to = second();
+    let recovered_to = cycle();
     let (gap_complete, gap_most) = exactly_once(&seen, killed, recovered_from);
     let (complete, most) = exactly_once(&seen, recovered_from, recovered_to);
     println!(
@@ -202,10 +207,10 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
     assert_eq!(complete as u64, recovered_to - recovered_from);
 
     // It returns (a new process, a new member): the ring rebalances without double polls.
-    let returned = second();
+    let returned = cycle();
     agents[1] = start(dirs[1].path());
     wait_cycles(6);
-    let end = second();
+    let end = cycle();
     let (complete, most) = exactly_once(&seen, returned, end);
     let rebalanced = cycles(&seen, end - 2, end);
     println!(
