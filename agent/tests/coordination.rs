@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,9 @@ const RESOURCES: usize = 210;
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 /// The agents' polling interval, in seconds; cycles start on its wall-clock multiples.
 const INTERVAL: u64 = 2;
+/// The pollster's timeout, in seconds: most of the interval, so that a machine slowed by other
+/// work still completes each cycle's requests within the cycle.
+const POLL_TIMEOUT: f64 = 1.8;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -32,37 +35,54 @@ fn now_ms() -> u128 {
 type Seen = Arc<Mutex<Vec<(u64, usize)>>>;
 
 /// An HTTP server on 127.0.0.1:0 answering `/r/<i>` with 200 and recording each request.
+/// Its accept queue holds every agent's connections of a cycle at once (std's listener
+/// queues 128; 210 connections arriving together would have some SYNs dropped and retried a
+/// second later, a miss that says nothing about coordination).
 fn recording_server() -> (u16, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
     let seen: Seen = Arc::default();
     let record = Arc::clone(&seen);
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let record = Arc::clone(&record);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    return;
-                }
-                let cycle = cycle();
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/");
-                if let Some(i) = path.strip_prefix("/r/").and_then(|i| i.parse().ok()) {
-                    record.lock().expect("lock").push((cycle, i));
-                }
-                let mut stream = stream;
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                );
-            });
-        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind("127.0.0.1:0".parse().expect("address"))
+                .expect("bind");
+            let listener = socket.listen(4096).expect("listen");
+            port_tx
+                .send(listener.local_addr().expect("addr").port())
+                .expect("port");
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer(stream, Arc::clone(&record)));
+            }
+        });
     });
-    (port, seen)
+    (port_rx.recv().expect("port"), seen)
+}
+
+async fn answer(stream: tokio::net::TcpStream, record: Seen) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut request = String::new();
+    if stream.read_line(&mut request).await.is_err() {
+        return;
+    }
+    let cycle = cycle();
+    let mut line = String::new();
+    while stream.read_line(&mut line).await.is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    if let Some(i) = path.strip_prefix("/r/").and_then(|i| i.parse().ok()) {
+        record.lock().expect("lock").push((cycle, i));
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
+        .await;
 }
 
 fn workdir(port: u16, group: &str) -> tempfile::TempDir {
@@ -71,7 +91,7 @@ fn workdir(port: u16, group: &str) -> tempfile::TempDir {
         .map(|i| (format!("r{i}"), format!("http://127.0.0.1:{port}/r/{i}")))
         .collect();
     let urls: Vec<(&str, String)> = urls.iter().map(|(n, u)| (n.as_str(), u.clone())).collect();
-    support::namespaces(dir.path(), &support::central_yaml(&urls, &[], 0.9));
+    support::namespaces(dir.path(), &support::central_yaml(&urls, &[], POLL_TIMEOUT));
     let yaml = format!(
         "transport: memory://\n\
          coordination: {{backend_url: \"{REDIS}\", group: \"{group}\", heartbeat: 1, timeout: 3}}\n\
@@ -130,6 +150,31 @@ fn exactly_once(seen: &Seen, from: u64, to: u64) -> (usize, usize) {
     (complete, most)
 }
 
+/// For a failure message: each incomplete cycle of `[from, to)` with what it lacked, then the
+/// end of every agent's log (its cycle summaries and any pollster timeout).
+fn explain(seen: &Seen, from: u64, to: u64, dirs: &[tempfile::TempDir]) -> String {
+    let mut out = String::new();
+    for (cycle, polls) in cycles(seen, from, to) {
+        let missing = (0..RESOURCES).filter(|i| !polls.contains_key(i)).count();
+        let doubled = polls.values().filter(|&&n| n > 1).count();
+        if missing + doubled > 0 {
+            out += &format!(
+                "cycle {cycle}: {missing} resources not polled, {doubled} polled more than once\n"
+            );
+        }
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        out += &format!("--- agent {i}, last lines of its log:\n");
+        for line in tail.into_iter().rev() {
+            out += line;
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The cycle now: wall-clock time in units of [`INTERVAL`].
 fn cycle() -> u64 {
     (now_ms() / u128::from(INTERVAL * 1000)) as u64
@@ -178,7 +223,12 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
         "steady: {complete} of {} cycles polled all {RESOURCES} resources exactly once; most polls of one resource in a cycle {most}; samples per agent {per_agent:?}",
         steady_to - steady_from
     );
-    assert_eq!(complete as u64, steady_to - steady_from);
+    assert_eq!(
+        complete as u64,
+        steady_to - steady_from,
+        "{}",
+        explain(&seen, steady_from, steady_to, &dirs)
+    );
     assert!(per_agent.iter().all(|&n| n > 0), "an agent polled nothing");
 
     // One agent killed: its share is unpolled until `timeout` passes, then taken over.
@@ -202,9 +252,15 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
     );
     assert!(
         gap_most <= 1,
-        "a resource was polled twice in one cycle after the kill"
+        "a resource was polled twice in one cycle after the kill\n{}",
+        explain(&seen, killed, recovered_from, &dirs)
     );
-    assert_eq!(complete as u64, recovered_to - recovered_from);
+    assert_eq!(
+        complete as u64,
+        recovered_to - recovered_from,
+        "{}",
+        explain(&seen, recovered_from, recovered_to, &dirs)
+    );
 
     // It returns (a new process, a new member): the ring rebalances without double polls.
     let returned = cycle();
@@ -219,11 +275,13 @@ fn three_agents_poll_every_resource_exactly_once_through_a_kill_and_a_return() {
     );
     assert!(
         most <= 1,
-        "a resource was polled twice in one cycle after the return"
+        "a resource was polled twice in one cycle after the return\n{}",
+        explain(&seen, returned, end, &dirs)
     );
     assert!(
         rebalanced.values().all(|c| c.len() == RESOURCES),
-        "not every resource polled in the last cycles"
+        "not every resource polled in the last cycles\n{}",
+        explain(&seen, end - 2, end, &dirs)
     );
     let returned_samples = std::fs::read_to_string(dirs[1].path().join("samples.jsonl"))
         .unwrap_or_default()
