@@ -212,7 +212,8 @@ async fn redis_consumer(broker: &Broker, name: &str, sources: &NotificationSourc
 
 /// Raw bytes added to a stream before any collector (field `payload`) and after (a single
 /// field of the service's naming), and on a stream that did not exist, arrive as
-/// notifications next to hb's samples; `XACK`ed they stay done, one left unacknowledged
+/// notifications next to hb's samples; an entry of several fields and no `payload` arrives
+/// whole, as a JSON object of its fields; `XACK`ed they stay done, one left unacknowledged
 /// comes back to its consumer.
 #[tokio::test]
 async fn redis_notifications() {
@@ -242,11 +243,22 @@ async fn redis_notifications() {
             .await
             .expect("XADD");
     }
+    let _: String = redis::cmd("XADD")
+        .arg(&info)
+        .arg("*")
+        .arg("publisher_id")
+        .arg("image.host")
+        .arg("event_type")
+        .arg("image.delete")
+        .query_async(&mut service)
+        .await
+        .expect("XADD");
+    let flat = br#"{"event_type":"image.delete","publisher_id":"image.host"}"#.to_vec();
     let transport = Transport::parse(&broker.direct("")).expect("transport");
     let sample = br#"{"kind":"samples","stand-in":"the bus does not decode"}"#;
     send_sample(&transport, sample).await;
-    let got = exactly(&mut collector, 4, WAIT).await;
-    let expected = set(&[&early, &late, &failed]);
+    let got = exactly(&mut collector, 5, WAIT).await;
+    let expected = set(&[&early, &late, &failed, &flat]);
     assert_eq!(payloads(&got, Topic::Notifications), expected);
     assert_eq!(payloads(&got, Topic::Samples), set(&[sample]));
 

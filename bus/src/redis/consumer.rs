@@ -266,16 +266,24 @@ impl Consumer {
 }
 
 fn received(topic: Topic, stream: &str, mut entry: StreamId) -> Received {
-    // Another service's entry may name its only field as it likes.
-    let field = match entry.map.remove("payload") {
-        None if entry.map.len() == 1 => entry.map.drain().next().map(|(_, v)| v),
-        field => field,
-    };
-    let payload = match field {
-        Some(Value::BulkString(bytes)) => bytes,
-        Some(Value::SimpleString(text)) => text.into_bytes(),
-        // An entry without a payload is dead-lettered as undecodable.
-        _ => Vec::new(),
+    // Another service's entry may name its only field as it likes; one of several fields and
+    // no `payload` arrives whole, as a JSON object of its fields, so that a collector decodes
+    // it (a notification written field by field) or dead-letters it with nothing lost.
+    let payload = match entry.map.remove("payload") {
+        Some(field) => bytes(field),
+        None if entry.map.len() == 1 => entry
+            .map
+            .drain()
+            .next()
+            .map_or_else(Vec::new, |(_, v)| bytes(v)),
+        None => {
+            let fields: std::collections::BTreeMap<String, String> = entry
+                .map
+                .drain()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&bytes(value)).into_owned()))
+                .collect();
+            serde_json::to_vec(&fields).unwrap_or_default()
+        }
     };
     Received {
         topic,
@@ -285,5 +293,14 @@ fn received(topic: Topic, stream: &str, mut entry: StreamId) -> Received {
             stream: stream.to_owned(),
             id: entry.id,
         },
+    }
+}
+
+/// A field's value as bytes (empty for a value that is not a string).
+fn bytes(value: Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        _ => Vec::new(),
     }
 }

@@ -8,8 +8,9 @@
 //! Collectors given [`NotificationSources`](crate::NotificationSources) also read the streams
 //! named by its topics (under the services' names) with the same group. Other services write
 //! their own entries there: a notification is the entry's `payload` field or, in an entry of a
-//! single field, that field's value (any other entry arrives with an empty payload, which a
-//! collector dead-letters as undecodable).
+//! single field, that field's value; an entry of several fields and no `payload` arrives as a
+//! JSON object of its fields (string values), a notification written field by field, or dead
+//! letter whole if it is not one.
 
 use std::time::Duration;
 
