@@ -336,6 +336,50 @@ async fn samples_and_notifications_together() {
     service.clean_up(&broker.prefix, &[&neutron]).await;
 }
 
+/// The notifications queue deleted under a running consumer (an operator's mistake, a policy):
+/// the broker cancels that queue's consumer and `recv` says so, naming the queue, although
+/// the samples queue still delivers; connecting again (what the collector does on a bus
+/// error) declares and binds it anew, and notifications flow again.
+#[tokio::test]
+async fn a_queue_deleted_under_the_consumer_is_an_error_and_a_reconnect_restores_it() {
+    let broker = Broker::start(Kind::Rabbit);
+    let url = broker.direct("");
+    let swift = unique("swift");
+    let service = Service::connect(&swift).await;
+    service.declare(false).await.expect("declared");
+    let sources = sources(&[&swift]);
+    let mut collector = consumer(&url, &sources).await;
+    let queue = format!("{}notifications", broker.prefix);
+    service
+        .channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .expect("queue deleted");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        match collector.recv(10).await {
+            Err(error) => break error,
+            Ok(got) => assert!(got.is_empty(), "nothing was published"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled consumer went unnoticed"
+        );
+    };
+    let said = error.to_string();
+    assert!(said.contains(&format!("`{queue}`")), "{said}");
+    collector.close().await;
+
+    let mut again = consumer(&url, &sources).await;
+    let object = notification("objectstore.http.request", "INFO");
+    service.notify("notifications.info", &object).await;
+    let got = exactly(&mut again, 1).await;
+    assert_eq!(payloads(&got), [object.as_slice()]);
+    again.ack(&got).await.expect("ack");
+    again.close().await;
+    service.clean_up(&broker.prefix, &[&swift]).await;
+}
+
 /// Sources with an empty name are refused before anything is declared.
 #[tokio::test]
 async fn empty_names_are_refused() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use futures_util::stream::{self, Repeat, SelectAll, StreamExt, Zip};
+use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection};
@@ -32,8 +32,16 @@ impl Acker {
     }
 }
 
-/// The deliveries of one queue, each with the topic of that queue.
-type Deliveries = Zip<Repeat<Topic>, lapin::Consumer>;
+/// The deliveries of one queue, each with the topic of that queue, then `None` once when the
+/// broker ends that queue's consumer (the queue was deleted, say): the other queues' streams
+/// go on, so without it the end of one would go unnoticed.
+type Deliveries = BoxStream<
+    'static,
+    (
+        Topic,
+        Option<Result<lapin::message::Delivery, lapin::Error>>,
+    ),
+>;
 
 /// A competing consumer of the samples and heartbeats queues (and the notifications queue).
 pub struct Consumer {
@@ -74,7 +82,12 @@ impl Consumer {
                 )
                 .await
                 .map_err(unreachable)?;
-            deliveries.push(stream::repeat(topic).zip(consumer));
+            let ended = stream::once(async { None });
+            deliveries.push(
+                stream::repeat(topic)
+                    .zip(consumer.map(Some).chain(ended))
+                    .boxed(),
+            );
         }
         Ok(Self {
             spec: spec.clone(),
@@ -95,8 +108,14 @@ impl Consumer {
         loop {
             match next {
                 None => return Err(unreachable("the broker cancelled the consumer")),
-                Some((_, Err(e))) => return Err(unreachable(e)),
-                Some((topic, Ok(delivery))) => out.push(self.received(topic, delivery)),
+                Some((topic, None)) => {
+                    return Err(unreachable(format!(
+                        "the broker cancelled the consumer of queue `{}`",
+                        self.spec.common.name(topic)
+                    )));
+                }
+                Some((_, Some(Err(e)))) => return Err(unreachable(e)),
+                Some((topic, Some(Ok(delivery)))) => out.push(self.received(topic, delivery)),
             }
             if out.len() >= max {
                 break;
