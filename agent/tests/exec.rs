@@ -317,10 +317,12 @@ async fn a_run_dropped_by_the_runner_kills_the_program_s_group() {
     std::fs::write(&script, HANG_SH).expect("write");
     let pid_file = dir.path().join("pids");
     let file = dir.path().join("exec.yaml");
+    let shared = hb_agent::plugins::Shared::default();
     let ctx = Context {
         name: "slow",
         file: &file,
         timeout: Duration::from_secs(60),
+        shared: &shared,
     };
     let definition = json!({"command": ["/bin/sh", script, pid_file]});
     let Value::Object(map) = definition else {

@@ -239,13 +239,17 @@ http_json:
     default_value: -1
     skip_values: [maintenance, 0.5]
     metadata: {{}}
-  - name: hosts.count
+  - &summary
+    name: hosts.count
     type: gauge
     unit: host
     url: "http://127.0.0.1:{port}/api/v1/summary"
     basic_auth: {{username: user, password: {{file: password}}}}
     value: $.hosts
     resource_id: [$.region, $.dc]
+  - <<: *summary
+    name: hosts.listed
+    headers: {{X-Client: another}}
 "#
     );
     let ns = tree(dir.path(), &yaml);
@@ -275,6 +279,8 @@ http_json:
         sample("host.state", "gauge", "state", -1.0, "h5", json!({})),
         sample("hosts.count", "gauge", "host", 3.0, "eu/a", json!({})),
         sample("hosts.count", "gauge", "host", 4.5, "us/2", json!({})),
+        sample("hosts.listed", "gauge", "host", 3.0, "eu/a", json!({})),
+        sample("hosts.listed", "gauge", "host", 4.5, "us/2", json!({})),
     ]
     .into();
     let got = samples(&out);
@@ -292,11 +298,15 @@ http_json:
             .filter(|r| r.ends_with(&format!("hosts?page={n}")))
             .count()
     };
+    // The two host definitions read the same request: one listing serves both. The summary
+    // definitions differ by a header: a request each.
     assert_eq!(
         (pages(1), pages(2), pages(3), pages(4)),
-        (2, 2, 2, 0),
+        (1, 1, 1, 0),
         "{requests:?}"
     );
+    let summaries = requests.iter().filter(|r| r.ends_with("/summary")).count();
+    assert_eq!(summaries, 2, "{requests:?}");
     let stderr = text(&out.stderr);
     assert!(
         !stderr.contains(TOKEN) && !stderr.contains(API_KEY),

@@ -53,6 +53,7 @@ pub fn load(
     namespaces: &[String],
     seen_pollsters: &mut HashMap<String, PathBuf>,
     seen_meters: &mut HashMap<String, String>,
+    shared: &plugins::Shared,
 ) -> Result<Option<LoadedPollster>, ConfigError> {
     let label = entry
         .value
@@ -118,6 +119,7 @@ pub fn load(
         name: &common.name,
         file: entry.file,
         timeout,
+        shared,
     };
     let built = (plugin.build)(map, &context).map_err(refuse)?;
     if built.meters.is_empty() {

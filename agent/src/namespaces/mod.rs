@@ -105,6 +105,7 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Loaded, ConfigErrors> {
     let mut loaded = Loaded::default();
     let mut seen_pollsters: HashMap<String, PathBuf> = HashMap::new();
     let mut seen_meters: HashMap<String, String> = HashMap::new();
+    let shared = crate::plugins::Shared::default();
     let mut dirs = available(dir).map_err(ConfigErrors::from)?;
     // Requested namespaces first, in the order asked, so their pollsters come first.
     dirs.sort_by_key(|d| namespaces.iter().position(|n| n == d).unwrap_or(usize::MAX));
@@ -151,6 +152,7 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Loaded, ConfigErrors> {
                         namespaces,
                         &mut seen_pollsters,
                         &mut seen_meters,
+                        &shared,
                     );
                     match found {
                         Ok(Some(p)) => loaded.pollsters.push(Arc::new(p)),

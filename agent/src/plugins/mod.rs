@@ -57,7 +57,21 @@ pub struct Context<'a> {
     /// The run timeout: the runner abandons a run that takes longer (dropping its future), so
     /// a pollster that wants to report the timeout itself must give up a little earlier.
     pub timeout: std::time::Duration,
+    /// What the definitions of this load share.
+    pub shared: &'a Shared,
 }
+
+/// What the definitions of one load share with each other: the listings of `http_json`
+/// definitions that read the same request.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// One listing per cycle for each request several definitions read.
+    pub pages: http_json::PageShares,
+}
+
+/// What the unit tests' definitions share.
+#[cfg(test)]
+pub(crate) static SHARED: std::sync::LazyLock<Shared> = std::sync::LazyLock::new(Shared::default);
 
 impl Context<'_> {
     /// `path` as written in the definition, resolved against the file's directory.

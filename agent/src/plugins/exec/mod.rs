@@ -249,6 +249,7 @@ mod tests {
             name: "app",
             file: &file,
             timeout: Duration::from_secs(10),
+            shared: &crate::plugins::SHARED,
         };
         build(map, &ctx)
     }

@@ -2,6 +2,7 @@
 //! page, and the walk along `next` links.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hb_pipeline::error_chain;
@@ -11,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::path::Expr;
 use super::secret::{self, Inline, Secret};
+use super::share::{Pages, SharedPages};
 use crate::plugins::{Context, FieldError};
 use crate::pollster::PollError;
 
@@ -30,17 +32,20 @@ pub struct Fetcher {
     basic_auth: Option<(Secret, Secret)>,
     next: Option<Expr>,
     max_pages: u32,
+    /// The listing this definition shares with the others that read the same request.
+    shared: Arc<SharedPages>,
 }
 
 impl Fetcher {
     /// A fetcher of `url` (already checked) and the pages `next` links to, at most
-    /// `max_pages` of them.
+    /// `max_pages` of them, sharing its listing through `shared`.
     pub fn new(
         url: Url,
         client: Client,
         basic_auth: Option<(Secret, Secret)>,
         next: Option<Expr>,
         max_pages: u32,
+        shared: Arc<SharedPages>,
     ) -> Self {
         Self {
             client,
@@ -48,23 +53,52 @@ impl Fetcher {
             basic_auth,
             next,
             max_pages,
+            shared,
         }
     }
 
-    /// GETs the first page and the pages `next` leads to, handing each body to `each`. Any
-    /// failed page fails the run (a partial listing would be mistaken for the whole).
+    /// Hands each page of the listing to `each`: the first page and the pages `next` leads
+    /// to, fetched now or, when other definitions read the same request, the listing one of
+    /// them fetched this cycle. Any failed page fails the run (a partial listing would be
+    /// mistaken for the whole).
     pub async fn pages(
         &self,
         pollster: &str,
         mut each: impl FnMut(&Url, &Value) -> Result<(), PollError> + Send,
     ) -> Result<(), PollError> {
+        // Only the definitions hold their share once loading is over.
+        if Arc::strong_count(&self.shared) == 1 {
+            return self.walk(pollster, |url, body| each(url, &body)).await;
+        }
+        let fetch = async {
+            let mut pages = Pages::new();
+            self.walk(pollster, |url, body| {
+                pages.push((url.clone(), body));
+                Ok(())
+            })
+            .await
+            .map(|()| pages)
+        };
+        for (url, body) in self.shared.get(fetch).await?.iter() {
+            each(url, body)?;
+        }
+        Ok(())
+    }
+
+    /// GETs the pages one by one, handing each body to `each` once its `next` link is read.
+    async fn walk(
+        &self,
+        pollster: &str,
+        mut each: impl FnMut(&Url, Value) -> Result<(), PollError> + Send,
+    ) -> Result<(), PollError> {
         let mut url = self.url.clone();
         let mut seen = HashSet::from([url.clone()]);
         for page in 1.. {
             let body = self.get(&url).await?;
-            each(&url, &body)?;
+            let link = self.next.as_ref().and_then(|next| next.first(&body));
+            each(&url, body)?;
             let Some(next) = &self.next else { break };
-            let Some(link) = next.first(&body) else { break };
+            let Some(link) = link else { break };
             let next_url = match self.follow(&link) {
                 Ok(Some(u)) => u,
                 Ok(None) => break,

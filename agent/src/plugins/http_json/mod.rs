@@ -51,6 +51,10 @@
 //! value's text first. No value, or `null`, makes no sample unless `default_value` is set.
 //! A definition's other failures per entry (no resource id, a non-numeric value) are counted
 //! and logged once per run.
+//!
+//! Definitions that read the same request (`url`, `headers`, `basic_auth`, `next`,
+//! `max_pages`, as written) fetch it once per cycle and measure the same listing
+//! (`share.rs`).
 
 mod fetch;
 mod grammar;
@@ -58,6 +62,7 @@ mod measure;
 mod ops;
 mod path;
 mod secret;
+mod share;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +77,7 @@ use serde_json::{Map, Value};
 use self::fetch::Fetcher;
 use self::measure::{Extract, MeterName, Skip, Tally};
 use self::path::Expr;
+pub use self::share::PageShares;
 use super::{Built, Context, FieldError};
 use crate::coordination::Share;
 use crate::pollster::{Implementation, MeterDef, NetPollster, PollError, PollFuture};
@@ -195,6 +201,14 @@ pub fn build(map: Map<String, Value>, ctx: &Context<'_>) -> Result<Built, FieldE
         .map(|b| fetch::basic_auth(b, ctx))
         .transpose()?;
     let client = fetch::client(headers, ctx.timeout)?;
+    // The request as written (secrets by reference): its identity among the definitions.
+    let request = serde_json::json!([
+        &def.url,
+        &def.headers,
+        &def.basic_auth,
+        &def.next,
+        max_pages
+    ]);
     let declared = match &meter {
         MeterName::Fixed(name) => MeterDef::new(name, def.kind, &def.unit),
         family @ MeterName::Family(_) => {
@@ -225,7 +239,14 @@ pub fn build(map: Map<String, Value>, ctx: &Context<'_>) -> Result<Built, FieldE
     };
     let pollster = HttpJson {
         name: ctx.name.to_owned(),
-        fetcher: Fetcher::new(url, client, basic_auth, next, max_pages),
+        fetcher: Fetcher::new(
+            url,
+            client,
+            basic_auth,
+            next,
+            max_pages,
+            ctx.shared.pages.of(request.to_string()),
+        ),
         entries,
         extract,
     };

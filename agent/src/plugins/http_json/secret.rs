@@ -115,6 +115,7 @@ mod tests {
             name: "t",
             file,
             timeout: std::time::Duration::from_secs(1),
+            shared: &crate::plugins::SHARED,
         }
     }
 
