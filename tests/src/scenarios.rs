@@ -260,6 +260,25 @@ pub fn restart_with_spool(kind: Kind) {
     assert_eq!(distinct as u64, polled);
 }
 
+/// Partitions of the topics a collector subscribes to in the mock cluster: samples and
+/// heartbeats, three each.
+const KAFKA_PARTITIONS: usize = 6;
+
+/// The partitions a Kafka collector was last assigned, from its log.
+fn assigned(node: &Node) -> Option<usize> {
+    let log = node.log();
+    let line = log
+        .lines()
+        .filter(|l| l.contains("kafka: partitions assigned"))
+        .last()?;
+    line.split("partitions=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Two collectors on one queue/group/stream: every sample processed exactly once, by one
 /// of them.
 pub fn two_collectors(kind: Kind) {
@@ -274,6 +293,16 @@ pub fn two_collectors(kind: Kind) {
     let url = broker.direct("prefetch=10");
     let mut a = Node::collector(&url);
     let mut b = Node::collector(&url);
+    if kind == Kind::Kafka {
+        // Publish once the group has settled with both members. Messages in flight during
+        // the rebalance would be read again by the new owner: the mock cluster refuses the
+        // commits made while a rebalance is under way (Apache Kafka accepts them).
+        let settled = wait_until(
+            Duration::from_secs(60),
+            || matches!((assigned(&a), assigned(&b)), (Some(x), Some(y)) if x + y == KAFKA_PARTITIONS),
+        );
+        assert!(settled, "no stable assignment:\n{}\n{}", a.log(), b.log());
+    }
     // Publish in waves until both have taken a share (a Kafka rebalance takes tansu a few
     // seconds) and at least 30,000 samples went out.
     let mut sent = Vec::new();

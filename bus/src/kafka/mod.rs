@@ -29,6 +29,8 @@ use rdkafka::util::Timeout;
 use crate::{BusError, KafkaSpec, Topic};
 
 mod consumer;
+mod offsets;
+mod poller;
 mod producer;
 
 pub use consumer::{Acker, Consumer};
