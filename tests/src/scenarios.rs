@@ -269,8 +269,8 @@ fn assigned(node: &Node) -> Option<usize> {
     let log = node.log();
     let line = log
         .lines()
-        .filter(|l| l.contains("kafka: partitions assigned"))
-        .last()?;
+        .rev()
+        .find(|l| l.contains("kafka: partitions assigned"))?;
     line.split("partitions=")
         .nth(1)?
         .split_whitespace()
