@@ -69,9 +69,11 @@ pub struct Shared {
     pub pages: http_json::PageShares,
 }
 
-/// What the unit tests' definitions share.
+/// A `Shared` of its own for a unit test's definition (leaked: it lives as long as the test).
 #[cfg(test)]
-pub(crate) static SHARED: std::sync::LazyLock<Shared> = std::sync::LazyLock::new(Shared::default);
+pub(crate) fn test_shared() -> &'static Shared {
+    Box::leak(Box::default())
+}
 
 impl Context<'_> {
     /// `path` as written in the definition, resolved against the file's directory.

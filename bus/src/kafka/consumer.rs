@@ -108,12 +108,16 @@ impl Consumer {
                     }
                     return Ok(out);
                 }
-                Some(Polled::Message(message)) => {
+                Some(Polled::Message(message, taken_at)) => {
                     if self.degraded {
                         self.degraded = false;
                         tracing::info!("kafka: consuming again");
                     }
-                    out.push(message);
+                    if current(&self.offsets, &message, taken_at) {
+                        out.push(message);
+                    } else {
+                        tracing::debug!(id = %message.id, "kafka: message of a revoked partition left to its new owner");
+                    }
                 }
             }
             if out.len() >= max {
@@ -172,7 +176,20 @@ impl Consumer {
         {
             tracing::warn!(%error, "final offset commit failed; the last messages may be redelivered");
         }
+        // Committed as far as it goes: the revocation that leaving causes has nothing to wait
+        // for (it would stall this, the runtime's thread, for its whole grace period).
+        lock(&self.offsets).forget_in_flight();
         self.consumer.unsubscribe();
+    }
+}
+
+/// False for a message whose partition was revoked after the poller took it.
+fn current(offsets: &Mutex<Offsets>, message: &Received, taken_at: u64) -> bool {
+    match &message.token {
+        Token::Kafka {
+            topic, partition, ..
+        } => lock(offsets).is_current(&(topic.clone(), *partition), taken_at),
+        _ => true,
     }
 }
 
@@ -186,27 +203,30 @@ pub struct Acker {
 
 impl Acker {
     pub(crate) fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
-        let list = {
-            let mut offsets = lock(&self.offsets);
-            let mut touched = BTreeSet::new();
-            for m in messages {
-                if let Token::Kafka {
-                    topic,
-                    partition,
-                    offset,
-                } = &m.token
-                {
-                    let key = (topic.clone(), *partition);
-                    offsets.done(&key, *offset);
-                    touched.insert(key);
-                }
+        // Under the lock until the commit is queued, so that a revocation on the poller's
+        // thread commits after this, never between the watermark and its commit.
+        let mut offsets = lock(&self.offsets);
+        let mut touched = BTreeSet::new();
+        for m in messages {
+            if let Token::Kafka {
+                topic,
+                partition,
+                offset,
+            } = &m.token
+            {
+                let key = (topic.clone(), *partition);
+                offsets.done(&key, *offset);
+                touched.insert(key);
             }
-            offsets.watermarks(Some(&touched))
-        };
+        }
+        let list = offsets.watermarks(Some(&touched));
         if list.count() == 0 {
             return Ok(());
         }
-        match self.consumer.commit(&list, CommitMode::Async) {
+        // Asynchronous: queued, not waited for.
+        let committed = self.consumer.commit(&list, CommitMode::Async);
+        drop(offsets);
+        match committed {
             Ok(()) => Ok(()),
             // A partition revoked by a rebalance: its new owner re-reads from the last commit.
             Err(KafkaError::ConsumerCommit(code)) => {

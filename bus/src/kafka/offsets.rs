@@ -20,15 +20,45 @@ pub(super) struct Offsets {
     in_flight: HashMap<(String, i32), BTreeSet<i64>>,
     /// The offset after the last message handed out.
     next: HashMap<(String, i32), i64>,
+    /// Revocations of each partition so far: a message taken before the last one is stale.
+    revocations: HashMap<(String, i32), u64>,
 }
 
 impl Offsets {
-    pub(super) fn handed_out(&mut self, key: (String, i32), offset: i64) {
+    /// `offset` of `key` was taken from librdkafka; returns the partition's revocation count,
+    /// for [`is_current`](Self::is_current).
+    pub(super) fn handed_out(&mut self, key: (String, i32), offset: i64) -> u64 {
         self.in_flight
             .entry(key.clone())
             .or_default()
             .insert(offset);
-        self.next.insert(key, offset + 1);
+        self.next.insert(key.clone(), offset + 1);
+        self.revocations.get(&key).copied().unwrap_or(0)
+    }
+
+    /// False for a message taken before its partition was revoked (it waited in the poller's
+    /// channel through the revocation): its new owner reads it from the committed offset.
+    pub(super) fn is_current(&self, key: &(String, i32), taken_at: u64) -> bool {
+        self.revocations.get(key).copied().unwrap_or(0) == taken_at
+    }
+
+    /// Gives up the partitions `keys`: their commit positions, and how many of their messages
+    /// were still in flight (their new owner reads those again).
+    fn revoke(&mut self, keys: &BTreeSet<(String, i32)>) -> (TopicPartitionList, usize) {
+        let list = self.watermarks(Some(keys));
+        let mut left = 0;
+        for k in keys {
+            left += self.in_flight.remove(k).map_or(0, |s| s.len());
+            self.next.remove(k);
+            *self.revocations.entry(k.clone()).or_default() += 1;
+        }
+        (list, left)
+    }
+
+    /// Forgets what is in flight once it was committed for the last time (the consumer is
+    /// closing), so that the revocation its leaving causes does not wait for it.
+    pub(super) fn forget_in_flight(&mut self) {
+        self.in_flight.clear();
     }
 
     /// `offset` of `key` is acknowledged (nothing, if its partition was revoked meanwhile).
@@ -107,18 +137,7 @@ impl ConsumerContext for Member {
         while pending() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let (list, left) = {
-            let mut offsets = lock(&self.offsets);
-            let list = offsets.watermarks(Some(&keys));
-            let left: usize = keys
-                .iter()
-                .map(|k| offsets.in_flight.remove(k).map_or(0, |s| s.len()))
-                .sum();
-            for k in &keys {
-                offsets.next.remove(k);
-            }
-            (list, left)
-        };
+        let (list, left) = lock(&self.offsets).revoke(&keys);
         if list.count() > 0
             && let Err(error) = consumer.commit(&list, CommitMode::Sync)
         {
@@ -142,4 +161,57 @@ impl ConsumerContext for Member {
 
 pub(super) fn lock(offsets: &Mutex<Offsets>) -> MutexGuard<'_, Offsets> {
     offsets.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(partition: i32) -> (String, i32) {
+        ("hb.samples".to_owned(), partition)
+    }
+
+    fn positions(list: &TopicPartitionList) -> Vec<(i32, Offset)> {
+        list.elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect()
+    }
+
+    #[test]
+    fn the_watermark_stops_at_the_first_message_still_in_a_sink() {
+        let mut o = Offsets::default();
+        for offset in 10..13 {
+            o.handed_out(key(0), offset);
+        }
+        o.done(&key(0), 11);
+        let all = o.watermarks(None);
+        assert_eq!(positions(&all), [(0, Offset::Offset(10))]);
+        o.done(&key(0), 10);
+        o.done(&key(0), 12);
+        assert_eq!(positions(&o.watermarks(None)), [(0, Offset::Offset(13))]);
+    }
+
+    #[test]
+    fn a_message_taken_before_its_partition_was_revoked_is_stale() {
+        let mut o = Offsets::default();
+        let early = o.handed_out(key(0), 5);
+        let other = o.handed_out(key(1), 7);
+        o.done(&key(0), 5);
+        let (list, left) = o.revoke(&BTreeSet::from([key(0)]));
+        assert_eq!((positions(&list), left), (vec![(0, Offset::Offset(6))], 0));
+        // Taken by the poller before the revocation, still waiting in the channel.
+        assert!(!o.is_current(&key(0), early));
+        assert!(
+            o.is_current(&key(1), other),
+            "another partition is untouched"
+        );
+        // Assigned again: what is taken from now on is current.
+        let again = o.handed_out(key(0), 6);
+        assert!(o.is_current(&key(0), again));
+        // A late acknowledgement of a revoked message changes nothing.
+        o.done(&key(0), 5);
+        let (_, left) = o.revoke(&BTreeSet::from([key(0), key(1)]));
+        assert_eq!(left, 2, "6 and 7 were still in flight");
+    }
 }

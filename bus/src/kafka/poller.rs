@@ -24,8 +24,8 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// What the poller passes on.
 pub(super) enum Polled {
-    /// A message, in flight from now on.
-    Message(Received),
+    /// A message, in flight from now on, with its partition's revocation count when taken.
+    Message(Received, u64),
     /// The broker is away; librdkafka keeps reconnecting.
     Away(RDKafkaErrorCode),
     /// A fatal error: the poller has stopped.
@@ -120,8 +120,8 @@ fn run(
                         offset,
                     },
                 };
-                lock(offsets).handed_out((topic, partition), offset);
-                Polled::Message(received)
+                let taken_at = lock(offsets).handed_out((topic, partition), offset);
+                Polled::Message(received, taken_at)
             }
             Err(KafkaError::MessageConsumption(code)) if code != RDKafkaErrorCode::Fatal => {
                 Polled::Away(code)

@@ -108,6 +108,9 @@ impl Consumer {
         loop {
             match next {
                 None => return Err(unreachable("the broker cancelled the consumer")),
+                Some((_, None)) if !self.connection.status().connected() => {
+                    return Err(unreachable("the connection to the broker was closed"));
+                }
                 Some((topic, None)) => {
                     return Err(unreachable(format!(
                         "the broker cancelled the consumer of queue `{}`",

@@ -276,6 +276,8 @@ fn received(topic: Topic, stream: &str, mut entry: StreamId) -> Received {
             .drain()
             .next()
             .map_or_else(Vec::new, |(_, v)| bytes(v)),
+        // An entry trimmed away while pending comes back without fields.
+        None if entry.map.is_empty() => Vec::new(),
         None => {
             let fields: std::collections::BTreeMap<String, String> = entry
                 .map

@@ -249,7 +249,7 @@ mod tests {
             name: "app",
             file: &file,
             timeout: Duration::from_secs(10),
-            shared: &crate::plugins::SHARED,
+            shared: crate::plugins::test_shared(),
         };
         build(map, &ctx)
     }

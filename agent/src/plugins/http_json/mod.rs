@@ -201,13 +201,15 @@ pub fn build(map: Map<String, Value>, ctx: &Context<'_>) -> Result<Built, FieldE
         .map(|b| fetch::basic_auth(b, ctx))
         .transpose()?;
     let client = fetch::client(headers, ctx.timeout)?;
-    // The request as written (secrets by reference): its identity among the definitions.
+    // The request as written, secrets by reference, and the directory those references are
+    // read from: its identity among the definitions.
     let request = serde_json::json!([
         &def.url,
         &def.headers,
         &def.basic_auth,
         &def.next,
-        max_pages
+        max_pages,
+        ctx.resolve("").to_string_lossy(),
     ]);
     let declared = match &meter {
         MeterName::Fixed(name) => MeterDef::new(name, def.kind, &def.unit),

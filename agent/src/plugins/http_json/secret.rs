@@ -115,7 +115,7 @@ mod tests {
             name: "t",
             file,
             timeout: std::time::Duration::from_secs(1),
-            shared: &crate::plugins::SHARED,
+            shared: crate::plugins::test_shared(),
         }
     }
 

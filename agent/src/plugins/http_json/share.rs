@@ -1,6 +1,7 @@
 //! One listing for the definitions that read the same request: several definitions with the
-//! same `url`, `headers`, `basic_auth`, `next` and `max_pages` (the shipped RabbitMQ meters all
-//! read `/api/queues`) fetch the pages once per cycle and measure the same answer.
+//! same `url`, `headers`, `basic_auth`, `next` and `max_pages`, in the same directory (where
+//! `{file: ...}` credentials are read from), fetch the pages once per cycle and measure the
+//! same answer (the shipped RabbitMQ meters all read `/api/queues`).
 //!
 //! The first definition of a cycle to ask fetches every page while the others wait; they reuse
 //! that answer when its fetch began at most [`REUSE`] before they asked (definitions of one

@@ -15,7 +15,7 @@ fn ctx(name: &str) -> Context<'_> {
         name,
         file: std::path::Path::new("/nonexistent/ns.yaml"),
         timeout: Duration::from_secs(2),
-        shared: &crate::plugins::SHARED,
+        shared: crate::plugins::test_shared(),
     }
 }
 

@@ -14,7 +14,7 @@ fn ctx(timeout: f64) -> Context<'static> {
         name: "chk",
         file: Path::new("/etc/hb/namespaces/central/x.yaml"),
         timeout: Duration::from_secs_f64(timeout),
-        shared: &crate::plugins::SHARED,
+        shared: crate::plugins::test_shared(),
     }
 }
 
