@@ -1,7 +1,9 @@
-//! Notifications end to end on the real local RabbitMQ: published the way OpenStack services
-//! publish them (topic exchanges, routing key `notifications.info`), turned by the repository's
-//! shipped definitions into samples in a real InfluxDB and events in the archive; a malformed
-//! notification lands in the dead-letter queue.
+//! Notifications end to end on the real local RabbitMQ, Redis and a Kafka-protocol broker
+//! (tansu): published the way OpenStack services publish them (RabbitMQ: topic exchanges,
+//! routing key `notifications.info`; Kafka and Redis: a topic or stream per priority,
+//! `notifications.info`), turned by the repository's shipped
+//! definitions into samples in a real InfluxDB and events in the archive; a malformed
+//! notification is dead-lettered.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,9 +56,10 @@ fn fixtures() -> Vec<(String, String, Vec<u8>)> {
         .collect()
 }
 
-/// Publishes `(exchange, routing key, bytes)` as an oslo.messaging notifier does: to a topic
-/// exchange it declares itself, non-durable, with confirms.
-fn publish(messages: &[(String, &str, Vec<u8>)]) {
+/// Publishes `(service, routing key, bytes)` as an oslo.messaging notifier does: to the
+/// service's topic exchange `<service>-<tag>`, which it declares itself, non-durable, with
+/// confirms.
+fn publish_rabbit(messages: &[(String, &str, Vec<u8>)], tag: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let uri = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -68,7 +71,8 @@ fn publish(messages: &[(String, &str, Vec<u8>)]) {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        for (exchange, key, bytes) in messages {
+        for (service, key, bytes) in messages {
+            let exchange = format!("{service}-{tag}");
             let options = ExchangeDeclareOptions {
                 durable: false,
                 ..Default::default()
@@ -98,8 +102,74 @@ fn publish(messages: &[(String, &str, Vec<u8>)]) {
     });
 }
 
+/// Adds `(service, routing key, bytes)` to the stream `<routing key>-<tag>`, the notification
+/// as the entry's one field.
+fn publish_redis(messages: &[(String, &str, Vec<u8>)], tag: &str, port: u16) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("client");
+    let mut connection = client.get_connection().expect("connect");
+    for (_, key, bytes) in messages {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{key}-{tag}"))
+            .arg("*")
+            .arg("message")
+            .arg(bytes.as_slice())
+            .query(&mut connection)
+            .expect("XADD");
+    }
+}
+
+/// Writes `(service, routing key, bytes)` to the topic `<routing key>-<tag>` without a key, as
+/// oslo.messaging's Kafka driver does; a topic the collector does not read is created first
+/// (the broker does not create topics on use).
+fn publish_kafka(messages: &[(String, &str, Vec<u8>)], tag: &str, port: u16) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", format!("127.0.0.1:{port}"));
+        let admin: AdminClient<DefaultClientContext> = config.create().expect("admin");
+        let debug = format!("notifications.debug-{tag}");
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(&debug, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topics");
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        let producer: FutureProducer = config.create().expect("producer");
+        for (_, key, bytes) in messages {
+            let topic = format!("{key}-{tag}");
+            producer
+                .send(
+                    FutureRecord::<(), [u8]>::to(&topic).payload(bytes.as_slice()),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+    });
+}
+
 #[test]
-fn openstack_notifications_become_samples_in_influxdb_and_events_in_the_archive() {
+fn openstack_notifications_on_kafka_become_samples_in_influxdb_and_events_in_the_archive() {
+    end_to_end(Kind::Kafka);
+}
+
+#[test]
+fn openstack_notifications_on_rabbitmq_become_samples_in_influxdb_and_events_in_the_archive() {
+    end_to_end(Kind::Rabbit);
+}
+
+#[test]
+fn openstack_notifications_on_redis_become_samples_in_influxdb_and_events_in_the_archive() {
+    end_to_end(Kind::Redis);
+}
+
+fn end_to_end(kind: Kind) {
     let fixtures = fixtures();
     assert!(fixtures.len() >= 8, "the notification fixtures");
     // What the shipped definitions make of them, computed here with the same library.
@@ -124,19 +194,24 @@ fn openstack_notifications_become_samples_in_influxdb_and_events_in_the_archive(
     let influx = Influxd::launch();
     let db = format!("notifications_{}", unique());
     influx.create_database(&db);
-    let broker = Broker::start(Kind::Rabbit);
+    let broker = Broker::start(kind);
     let url = broker.direct("");
     let tag = unique();
-    let services: BTreeSet<&str> = fixtures.iter().map(|(_, s, _)| s.as_str()).collect();
-    let exchanges: Vec<String> = services.iter().map(|s| format!("{s}-{tag}")).collect();
+    let sources = match kind {
+        Kind::Rabbit => {
+            let services: BTreeSet<&str> = fixtures.iter().map(|(_, s, _)| s.as_str()).collect();
+            let exchanges: Vec<String> = services.iter().map(|s| format!("{s}-{tag}")).collect();
+            format!("exchanges: [{}]", exchanges.join(", "))
+        }
+        _ => format!("topics: [notifications.info-{tag}, notifications.error-{tag}]"),
+    };
     let yaml = format!(
         "transport: \"{url}\"\nsecret_file: secret\n\
-         notifications:\n  exchanges: [{}]\n  meters: {}\n  events: {}\n  event_sinks: [archive]\n\
+         notifications:\n  {sources}\n  meters: {}\n  events: {}\n  event_sinks: [archive]\n\
          sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [influx]}}\n\
          sinks:\n\
          \x20 - {{name: influx, batch: {{timeout: 0.2}}, publishers: [\"influxdb://{}?db={db}\"]}}\n\
          \x20 - {{name: archive, batch: {{timeout: 0.2}}, publishers: [\"archive+file://archive\"]}}\n",
-        exchanges.join(", "),
         repo().join("meters.d").display(),
         repo().join("events.d").display(),
         influx.host_port(),
@@ -160,10 +235,10 @@ fn openstack_notifications_become_samples_in_influxdb_and_events_in_the_archive(
             } else {
                 "notifications.info"
             };
-            (format!("{service}-{tag}"), key, bytes.clone())
+            (service.clone(), key, bytes.clone())
         })
         .collect();
-    let nova = format!("nova-{tag}");
+    let nova = "nova".to_owned();
     messages.push((
         nova.clone(),
         "notifications.info",
@@ -175,7 +250,11 @@ fn openstack_notifications_become_samples_in_influxdb_and_events_in_the_archive(
         br#"{"message_id": "m-0", "payload": {}}"#.to_vec(),
     ));
     messages.push((nova, "notifications.debug", fixtures[0].2.clone()));
-    publish(&messages);
+    match kind {
+        Kind::Rabbit => publish_rabbit(&messages, &tag),
+        Kind::Kafka => publish_kafka(&messages, &tag, broker.port),
+        Kind::Redis => publish_redis(&messages, &tag, broker.port),
+    }
 
     let landed = wait_until(Duration::from_secs(60), || {
         points(&influx, &db).len() >= expected.len()
@@ -185,7 +264,7 @@ fn openstack_notifications_become_samples_in_influxdb_and_events_in_the_archive(
     assert!(landed && status.success(), "{log}");
     let got = points(&influx, &db);
     println!(
-        "notifications: {} published ({} fixtures, 2 malformed, 1 unsubscribed), {} samples \
+        "{kind:?} notifications: {} published ({} fixtures, 2 malformed, 1 unsubscribed), {} samples \
          expected, {} points in InfluxDB, {} events expected",
         messages.len(),
         fixtures.len(),
