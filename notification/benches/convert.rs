@@ -16,6 +16,9 @@
 //! samples' and events' strings and maps, so the allocator weighs on the figures.
 
 use std::hint::black_box;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,10 +40,6 @@ const SERVICES: [(&str, &str); 6] = [
     ("dns.zone", "zone"),
     ("orchestration.stack", "stack"),
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// 38 meter definitions and 12 event definitions for the generated services, in the shapes
 /// the shipped ones use (paths, lists of paths, literals, plugins, metadata, exclusions).
@@ -84,13 +83,7 @@ fn generated() -> (String, String) {
 
 fn definitions() -> Definitions {
     let read = |dir: &str| -> Vec<(PathBuf, String)> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
-            .expect("shipped directory")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        files
+        common::yaml_files(&common::root().join(dir))
             .into_iter()
             .map(|p| {
                 let t = std::fs::read_to_string(&p).expect("read");
@@ -120,25 +113,9 @@ fn definitions() -> Definitions {
 
 /// The fixtures' notifications, and a create, update and delete of each generated service.
 fn mix() -> Vec<Vec<u8>> {
-    #[derive(serde::Deserialize)]
-    struct Fixture {
-        notification: String,
-    }
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
-            .expect("fixtures")
-            .map(|e| e.expect("entry").path())
-            .collect();
-    files.sort();
-    let mut mix: Vec<Vec<u8>> = files
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).expect("read");
-            serde_saphyr::from_str::<Fixture>(&text)
-                .expect("fixture")
-                .notification
-                .into_bytes()
-        })
+    let mut mix: Vec<Vec<u8>> = common::fixture_notifications()
+        .into_iter()
+        .map(String::into_bytes)
         .collect();
     for (i, (service, key)) in SERVICES.iter().enumerate() {
         for action in ["create.end", "update.end", "delete.end"] {

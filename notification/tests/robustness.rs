@@ -1,16 +1,15 @@
 //! No input makes decoding, converting or loading panic: random bytes, mutated fixtures,
 //! fixtures with random values in random places, and mutated definition files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use common::{fixture_notifications, root, yaml_files};
 use hb_notification::{Definitions, Notification, Unmatched};
 use proptest::prelude::*;
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn shipped() -> &'static Definitions {
     static D: OnceLock<Definitions> = OnceLock::new();
@@ -28,27 +27,7 @@ fn shipped() -> &'static Definitions {
 /// The notification bytes of every fixture.
 fn fixtures() -> &'static [String] {
     static F: OnceLock<Vec<String>> = OnceLock::new();
-    F.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct Fixture {
-            notification: String,
-        }
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
-                .expect("fixtures")
-                .map(|e| e.expect("entry").path())
-                .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).expect("read");
-                serde_saphyr::from_str::<Fixture>(&text)
-                    .expect("fixture")
-                    .notification
-            })
-            .collect()
-    })
+    F.get_or_init(fixture_notifications)
 }
 
 /// Decodes and converts, checking what must hold of any result.
@@ -195,11 +174,10 @@ proptest! {
         which in 0usize..9,
         edits in prop::collection::vec((any::<prop::sample::Index>(), "[ -~\n]{0,3}", any::<bool>()), 1..6),
     ) {
-        let mut files: Vec<PathBuf> = ["meters.d", "events.d"]
+        let files: Vec<PathBuf> = ["events.d", "meters.d"]
             .iter()
-            .flat_map(|d| std::fs::read_dir(root().join(d)).expect("dir").map(|e| e.expect("entry").path()))
+            .flat_map(|d| yaml_files(&root().join(d)))
             .collect();
-        files.sort();
         let path = &files[which % files.len()];
         let mut text = std::fs::read_to_string(path).expect("read");
         for (at, insert, delete) in edits {

@@ -1,8 +1,9 @@
 //! The shipped definitions (meters.d/, events.d/) against the notification fixtures
 //! (tests/fixtures/*.yaml, each saying what the definitions must make of it, exactly).
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{fixture_files, root};
 use hb_notification::{Definitions, Loaded, Notification, Unmatched};
 use serde::Deserialize;
 use serde_json::Value;
@@ -19,10 +20,6 @@ struct Fixture {
     misses: Vec<String>,
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn shipped() -> Loaded {
     let root = root();
     Definitions::load(
@@ -34,14 +31,7 @@ fn shipped() -> Loaded {
 }
 
 fn fixtures() -> Vec<(String, Fixture)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
+    fixture_files()
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("read fixture");

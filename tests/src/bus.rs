@@ -282,3 +282,24 @@ pub fn dead_letters(broker: &Broker) -> usize {
         }
     }
 }
+
+/// Receives from `consumer` until `n` messages arrived (at most `limit`), then checks that no
+/// more come within 2 s.
+pub async fn exactly(
+    consumer: &mut hb_bus::Consumer,
+    n: usize,
+    limit: Duration,
+) -> Vec<hb_bus::Received> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + limit;
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(consumer.recv(10).await.expect("recv"));
+    }
+    let quiet = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < quiet {
+        got.extend(consumer.recv(10).await.expect("recv"));
+    }
+    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(got.len(), n, "received {ids:?}");
+    got
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use hb_bus::{Consumer, NotificationSources, Outgoing, Producer, Received, Topic, Transport};
-use hb_tests::bus::{Broker, Kind};
+use hb_tests::bus::{Broker, Kind, exactly};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -46,23 +46,6 @@ fn topics(names: &[&str]) -> NotificationSources {
         exchanges: Vec::new(),
         topics: names.iter().map(|n| (*n).to_owned()).collect(),
     }
-}
-
-/// Receives until `n` messages arrived (at most `limit`), then checks that no more come
-/// within 2 s.
-async fn exactly(consumer: &mut Consumer, n: usize, limit: Duration) -> Vec<Received> {
-    let mut got = Vec::new();
-    let deadline = Instant::now() + limit;
-    while got.len() < n && Instant::now() < deadline {
-        got.extend(consumer.recv(10).await.expect("recv"));
-    }
-    let quiet = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < quiet {
-        got.extend(consumer.recv(10).await.expect("recv"));
-    }
-    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(got.len(), n, "received {ids:?}");
-    got
 }
 
 /// The payloads of `topic`'s messages, as a set.
@@ -192,6 +175,16 @@ async fn redis() -> redis::aio::MultiplexedConnection {
         .expect("connect")
 }
 
+/// Deletes the services' `streams` and hb's own streams under the broker's prefix.
+async fn clean_up(c: &mut redis::aio::MultiplexedConnection, broker: &Broker, streams: &[&str]) {
+    let mut del = redis::cmd("DEL");
+    del.arg(streams);
+    for suffix in ["samples", "heartbeats", "dead"] {
+        del.arg(format!("{}{suffix}", broker.prefix));
+    }
+    let _: u64 = del.query_async(c).await.expect("DEL");
+}
+
 async fn pending(c: &mut redis::aio::MultiplexedConnection, stream: &str) -> u64 {
     let (count, _, _, _): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
         .arg(stream)
@@ -283,12 +276,7 @@ async fn redis_notifications() {
     let mut other = redis_consumer(&broker, "second", &sources).await;
     exactly(&mut other, 0, WAIT).await;
 
-    let mut del = redis::cmd("DEL");
-    del.arg(&info).arg(&error);
-    for suffix in ["samples", "heartbeats", "dead"] {
-        del.arg(format!("{}{suffix}", broker.prefix));
-    }
-    let _: u64 = del.query_async(&mut service).await.expect("DEL");
+    clean_up(&mut service, &broker, &[&info, &error]).await;
 }
 
 /// `COUNT` limits each stream on its own: with entries waiting on three streams, `recv(max)`
@@ -332,12 +320,7 @@ async fn redis_recv_never_returns_more_than_asked_across_streams() {
     assert_eq!(received.into_iter().collect::<BTreeSet<_>>(), sent);
     collector.ack(&got).await.expect("ack");
     collector.close().await;
-    let mut del = redis::cmd("DEL");
-    del.arg(&info).arg(&error);
-    for suffix in ["samples", "heartbeats", "dead"] {
-        del.arg(format!("{}{suffix}", broker.prefix));
-    }
-    let _: u64 = del.query_async(&mut service).await.expect("DEL");
+    clean_up(&mut service, &broker, &[&info, &error]).await;
 }
 
 /// An empty stream name, or one of hb's own streams, is refused before connecting.

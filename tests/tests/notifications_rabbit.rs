@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hb_bus::{
     BusError, Consumer, NotificationSources, Outgoing, Producer, Received, Topic, Transport,
 };
-use hb_tests::bus::{Broker, Kind};
+use hb_tests::bus::{Broker, Kind, exactly};
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -16,6 +16,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
+/// How long a test waits for what it expects.
+const WAIT: Duration = Duration::from_secs(20);
 const URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A service publishing notifications the way oslo.messaging does.
@@ -157,23 +159,6 @@ async fn consumer(url: &str, sources: &NotificationSources) -> Consumer {
         .expect("consumer connects")
 }
 
-/// Receives until `n` messages arrived (at most 20 s), then checks that no more come within
-/// 2 s.
-async fn exactly(consumer: &mut Consumer, n: usize) -> Vec<Received> {
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while got.len() < n && Instant::now() < deadline {
-        got.extend(consumer.recv(10).await.expect("recv"));
-    }
-    let quiet = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < quiet {
-        got.extend(consumer.recv(10).await.expect("recv"));
-    }
-    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(got.len(), n, "received {ids:?}");
-    got
-}
-
 fn payloads(messages: &[Received]) -> Vec<&[u8]> {
     messages.iter().map(|m| m.payload.as_slice()).collect()
 }
@@ -209,7 +194,7 @@ async fn exchange_declared_by_the_service() {
     service.notify("notifications.info", &info).await;
     service.notify("notifications.error", &error).await;
     service.notify("notifications.debug", &debug).await;
-    let got = exactly(&mut first, 2).await;
+    let got = exactly(&mut first, 2, WAIT).await;
     assert_notifications(&got, &broker.prefix);
     assert_eq!(payloads(&got), [info.as_slice(), error.as_slice()]);
     // The exchange is still the service's: declaring it as before still agrees.
@@ -218,13 +203,13 @@ async fn exchange_declared_by_the_service() {
     first.ack(&got[..1]).await.expect("ack info");
     first.close().await;
     let mut second = consumer(&url, &sources).await;
-    let again = exactly(&mut second, 1).await;
+    let again = exactly(&mut second, 1, WAIT).await;
     assert_notifications(&again, &broker.prefix);
     assert_eq!(payloads(&again), [error.as_slice()], "only the unacked one");
     second.ack(&again).await.expect("ack error");
     second.close().await;
     let mut third = consumer(&url, &sources).await;
-    exactly(&mut third, 0).await;
+    exactly(&mut third, 0, WAIT).await;
     third.close().await;
     service.clean_up(&broker.prefix, &[&nova]).await;
 }
@@ -259,7 +244,7 @@ async fn exchange_nobody_declared_yet() {
         .notify("notifications.debug", &notification("image.debug", "DEBUG"))
         .await;
     cinder_service.notify("notifications.error", &volume).await;
-    let got = exactly(&mut collector, 2).await;
+    let got = exactly(&mut collector, 2, WAIT).await;
     assert_notifications(&got, &broker.prefix);
     assert_eq!(payloads(&got), [image.as_slice(), volume.as_slice()]);
     collector.ack(&got).await.expect("ack");
@@ -267,7 +252,7 @@ async fn exchange_nobody_declared_yet() {
 
     // Both exist now: the passive declarations succeed and nothing is left to deliver.
     let mut again = consumer(&url, &sources).await;
-    exactly(&mut again, 0).await;
+    exactly(&mut again, 0, WAIT).await;
     again.close().await;
     cinder_service
         .clean_up(&broker.prefix, &[&cinder, &glance])
@@ -294,7 +279,7 @@ async fn samples_and_notifications_together() {
         .expect("sample sent");
     let port = notification("port.create.end", "INFO");
     service.notify("notifications.info", &port).await;
-    let got = exactly(&mut collector, 2).await;
+    let got = exactly(&mut collector, 2, WAIT).await;
     let topic_of = |payload: &[u8]| {
         got.iter()
             .find(|m| m.payload == payload)
@@ -373,7 +358,7 @@ async fn a_queue_deleted_under_the_consumer_is_an_error_and_a_reconnect_restores
     let mut again = consumer(&url, &sources).await;
     let object = notification("objectstore.http.request", "INFO");
     service.notify("notifications.info", &object).await;
-    let got = exactly(&mut again, 1).await;
+    let got = exactly(&mut again, 1, WAIT).await;
     assert_eq!(payloads(&got), [object.as_slice()]);
     again.ack(&got).await.expect("ack");
     again.close().await;

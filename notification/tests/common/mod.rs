@@ -1,7 +1,7 @@
-//! Helpers shared by the definition tests.
+//! Helpers shared by the definition tests (and the benchmark, which includes this file).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hb_notification::{Converted, Definitions, Notification, Unmatched};
 use hb_sample::TraitValue;
@@ -39,4 +39,42 @@ pub fn notification(event_type: &str, payload: Value) -> Value {
 
 pub fn trait_of(c: &Converted, name: &str) -> Option<TraitValue> {
     c.event.as_ref().and_then(|e| e.get(name).cloned())
+}
+
+/// The repository's root, where the shipped `meters.d/` and `events.d/` are.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `*.yaml` files of `dir`, in name order.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The notification fixtures (`tests/fixtures/*.yaml`), in name order.
+pub fn fixture_files() -> Vec<PathBuf> {
+    yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+/// The notification of every fixture, as written.
+pub fn fixture_notifications() -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        notification: String,
+    }
+    fixture_files()
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("read fixture");
+            serde_saphyr::from_str::<Fixture>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .notification
+        })
+        .collect()
 }
