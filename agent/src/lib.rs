@@ -24,7 +24,7 @@
 pub mod app;
 pub mod central;
 pub mod compute;
-pub mod coordination;
+pub use hb_coordination as coordination;
 pub mod destination;
 pub mod host;
 pub mod namespaces;

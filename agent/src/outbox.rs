@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hb_bus::{BusError, Outgoing, Producer, Transport};
+use hb_bus::{BusError, Outgoing, Partition, Producer, Transport};
 use hb_pipeline::SpoolConfig;
 use hb_sample::{Envelope, Heartbeat, PollsterState, Sample, Secret};
 use tokio::sync::Notify;
@@ -29,6 +29,8 @@ pub struct Outbox {
     secret: Option<Secret>,
     seq: AtomicU64,
     batch: usize,
+    /// The bus's samples partitions: each run is split into one envelope per partition.
+    partitions: u32,
     started: Instant,
     spooling: AtomicBool,
     /// Held from the decision to send until the outcome is known (confirmed or spooled), so
@@ -85,6 +87,9 @@ impl Outbox {
         let batch = transport
             .common()
             .map_or(hb_bus::spec::DEFAULT_BATCH, |c| c.batch);
+        let partitions = transport
+            .common()
+            .map_or(hb_bus::partition::DEFAULT_PARTITIONS, |c| c.partitions);
         // Sequence numbers keep growing across restarts without persisted state.
         let seq = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -97,6 +102,7 @@ impl Outbox {
             secret,
             seq: AtomicU64::new(seq),
             batch,
+            partitions,
             started: Instant::now(),
             spooling: AtomicBool::new(false),
             sending: tokio::sync::Mutex::new(()),
@@ -112,19 +118,31 @@ impl Outbox {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Publishes one pollster run's samples from `namespace`.
+    /// Publishes one pollster run's samples from `namespace`: one envelope (or more, of at
+    /// most `batch` samples) per partition of their resources, in partition order.
     pub async fn publish(&self, namespace: &str, samples: Vec<Sample>) -> Sent {
         let mut sent = Sent::default();
         let mut messages = Vec::new();
         let mut sizes = Vec::new();
-        let mut samples = samples.into_iter().peekable();
-        while samples.peek().is_some() {
-            let chunk: Vec<Sample> = samples.by_ref().take(self.batch).collect();
+        let mut parts: std::collections::BTreeMap<Partition, Vec<Sample>> = Default::default();
+        for sample in samples {
+            let p = hb_bus::partition::of(&sample.resource_id, self.partitions);
+            parts.entry(p).or_default().push(sample);
+        }
+        let chunks = parts.into_iter().flat_map(|(p, samples)| {
+            let mut samples = samples.into_iter().peekable();
+            std::iter::from_fn(move || {
+                samples.peek()?;
+                Some((p, samples.by_ref().take(self.batch).collect::<Vec<Sample>>()))
+            })
+        });
+        for (partition, chunk) in chunks {
             let n = chunk.len();
             let envelope = Envelope::samples(self.identity.clone(), self.next_seq(), chunk);
             match envelope.encode(self.secret.as_ref()) {
                 Ok(payload) => {
-                    messages.push(Outgoing::samples(namespace, &self.identity.host, payload));
+                    let host = &self.identity.host;
+                    messages.push(Outgoing::samples(namespace, host, partition, payload));
                     sizes.push(n);
                 }
                 Err(error) => {

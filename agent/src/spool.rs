@@ -4,9 +4,12 @@
 //! renamed, so a crash never leaves a half-written entry under a final name. A file holds
 //!
 //! ```text
-//! "HBSPOOL1" | crc32 of body (u32 LE) | body length (u32 LE) | body
-//! body = routing key "\n" partition key "\n" payload
+//! "HBSPOOL2" | crc32 of body (u32 LE) | body length (u32 LE) | body
+//! body = routing key "\n" host "\n" partition (decimal; empty for none) "\n" payload
 //! ```
+//!
+//! Entries of the previous format (`HBSPOOL1`, without the partition line) are still read;
+//! the producer sends them to the partition of their host.
 //!
 //! The spool is bounded by `max_bytes`: pushing past it deletes the oldest entries and
 //! counts them. An entry whose checksum or framing is wrong is renamed to `*.corrupt`,
@@ -19,7 +22,9 @@ use std::path::{Path, PathBuf};
 
 use hb_bus::{Outgoing, Topic};
 
-const MAGIC: &[u8; 8] = b"HBSPOOL1";
+const MAGIC: &[u8; 8] = b"HBSPOOL2";
+/// The format before samples had partitions.
+const MAGIC_V1: &[u8; 8] = b"HBSPOOL1";
 const HEADER: usize = MAGIC.len() + 8;
 
 /// Envelopes waiting for the broker, oldest first.
@@ -113,6 +118,10 @@ impl Spool {
         body.push(b'\n');
         body.extend_from_slice(message.key.as_bytes());
         body.push(b'\n');
+        if let Some(p) = message.partition {
+            body.extend_from_slice(p.to_string().as_bytes());
+        }
+        body.push(b'\n');
         body.extend_from_slice(&message.payload);
         let size = (HEADER + body.len()) as u64;
         if size > self.max_bytes {
@@ -192,9 +201,14 @@ impl Spool {
 /// Reads one entry: `Err(Ok(reason))` when corrupt, `Err(Err(e))` when unreadable.
 fn read(path: &Path) -> Result<Outgoing, Result<&'static str, io::Error>> {
     let bytes = fs::read(path).map_err(Err)?;
-    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < HEADER {
         return Err(Ok("bad header"));
     }
+    let fields = match &bytes[..MAGIC.len()] {
+        m if m == MAGIC => 4,
+        m if m == MAGIC_V1 => 3,
+        _ => return Err(Ok("bad header")),
+    };
     let word =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let (crc, len) = (word(8), word(12) as usize);
@@ -205,16 +219,24 @@ fn read(path: &Path) -> Result<Outgoing, Result<&'static str, io::Error>> {
     if crc32fast::hash(body) != crc {
         return Err(Ok("checksum mismatch"));
     }
-    let mut parts = body.splitn(3, |&b| b == b'\n');
-    let (Some(routing), Some(key), Some(payload)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let mut parts = body.splitn(fields, |&b| b == b'\n');
+    let (Some(routing), Some(key)) = (parts.next(), parts.next()) else {
+        return Err(Ok("bad framing"));
+    };
+    let partition = if fields == 4 { parts.next() } else { Some(&b""[..]) };
+    let (Some(partition), Some(payload)) = (partition, parts.next()) else {
         return Err(Ok("bad framing"));
     };
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Ok("bad framing"));
+    let partition = match text(partition)?.as_str() {
+        "" => None,
+        p => Some(p.parse().map_err(|_| Ok("bad partition"))?),
+    };
     Ok(Outgoing {
         topic: Topic::Samples,
         routing_key: text(routing)?,
         key: text(key)?,
+        partition,
         payload: payload.to_vec(),
     })
 }

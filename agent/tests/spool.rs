@@ -7,6 +7,7 @@ fn message(n: usize) -> Outgoing {
     Outgoing::samples(
         "compute",
         "host-a",
+        5,
         format!("{{\"envelope\":{n}}}").into_bytes(),
     )
 }
@@ -30,8 +31,9 @@ fn entries_come_back_in_order_and_survive_a_reopen() {
     let mut spool = Spool::open(dir.path(), 1_000_000).expect("reopen");
     assert_eq!(spool.len(), 3);
     let first = spool.front(1).pop().expect("one").expect("readable");
-    assert_eq!(first.routing_key, "samples.compute");
+    assert_eq!(first.routing_key, "samples.5.compute");
     assert_eq!(first.key, "host-a");
+    assert_eq!(first.partition, Some(5));
     spool.pop_front();
     spool.push(&message(3)).expect("push");
     assert_eq!(
@@ -43,7 +45,7 @@ fn entries_come_back_in_order_and_survive_a_reopen() {
 #[test]
 fn a_full_spool_drops_the_oldest_and_says_how_many() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let size = 8 + 8 + "samples.compute\nhost-a\n{\"envelope\":0}".len() as u64;
+    let size = 8 + 8 + "samples.5.compute\nhost-a\n5\n{\"envelope\":0}".len() as u64;
     let mut spool = Spool::open(dir.path(), size * 3).expect("open");
     let dropped: usize = (0..5).map(|n| spool.push(&message(n)).expect("push")).sum();
     assert_eq!(dropped, 2);
@@ -84,4 +86,20 @@ fn a_corrupt_entry_is_moved_aside_and_skipped() {
         ["{\"envelope\":0}", "{\"envelope\":2}"]
     );
     assert!(middle.with_extension("env.corrupt").exists());
+}
+
+#[test]
+fn an_entry_of_the_format_before_partitions_is_still_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = b"samples.compute\nhost-a\n{\"envelope\":0}";
+    let mut file = b"HBSPOOL1".to_vec();
+    file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(body);
+    std::fs::write(dir.path().join(format!("{:020}.env", 0)), file).expect("write");
+    let mut spool = Spool::open(dir.path(), 1_000_000).expect("open");
+    let old = spool.front(1).pop().expect("one").expect("readable");
+    assert_eq!((old.routing_key.as_str(), old.key.as_str()), ("samples.compute", "host-a"));
+    assert_eq!(old.partition, None, "sent to the partition of its host");
+    assert_eq!(old.partition_in(16), Some(hb_bus::partition::of("host-a", 16)));
 }

@@ -20,6 +20,7 @@
 //! - [`spec`]: the `transport` URL and its options ([`Transport`]).
 //! - [`message`]: [`Topic`], [`Outgoing`], [`Received`].
 //! - [`notifications`]: [`NotificationSources`], where notifications come from.
+//! - [`partition`]: the partition of a sample, and the [`Assignment`] a collector consumes.
 //! - [`error`]: [`BusError`], retryable or permanent.
 //! - `rabbit`, `kafka`, `redis`: one module per broker, each with its producer and consumer.
 #![warn(missing_docs)]
@@ -29,6 +30,7 @@ mod kafka;
 pub mod message;
 pub mod notifications;
 mod options;
+pub mod partition;
 mod rabbit;
 mod redis;
 pub mod spec;
@@ -36,6 +38,7 @@ pub mod spec;
 pub use error::BusError;
 pub use message::{Outgoing, Received, Topic};
 pub use notifications::NotificationSources;
+pub use partition::{Assigned, Assignment, Partition};
 pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Transport, TransportError};
 
 /// Publishes to the bus of a [`Transport`].
@@ -56,6 +59,11 @@ pub enum Consumer {
     Kafka(kafka::Consumer),
     /// Redis Streams.
     Redis(redis::Consumer),
+}
+
+/// The machine's host name (default consumer and member names).
+pub fn host_name() -> String {
+    redis::host_name()
 }
 
 /// `memory://` has no bus.
@@ -167,16 +175,54 @@ impl Consumer {
     /// Sources with an empty name, with no topic (on RabbitMQ no exchange), or naming one of
     /// hb's own Kafka topics or Redis streams are refused with a permanent [`BusError`]
     /// before connecting.
+    ///
+    /// Every samples partition is consumed ([`Assignment::All`]); see
+    /// [`connect_assigned`](Self::connect_assigned).
     pub async fn connect_with(
         transport: &Transport,
         notifications: Option<&NotificationSources>,
     ) -> Result<Self, BusError> {
+        Self::connect_assigned(transport, notifications, partition::fixed(Assignment::All)).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), consuming the samples partitions that
+    /// `assigned` names, and following its changes at every [`recv`](Self::recv):
+    ///
+    /// - RabbitMQ: each assigned partition queue is consumed on a channel of its own; the
+    ///   broker makes one consumer of a queue active at a time (single active consumer), so
+    ///   one assigned to several collectors is consumed by the first, the others standing by.
+    /// - Redis Streams: each assigned partition stream is read once its lease is won; what is
+    ///   pending in it (left by its previous holder) is taken over first.
+    /// - Kafka: the consumer group assigns partitions; `assigned` is not used.
+    ///
+    /// A partition no longer assigned is given up once every message of it handed out is
+    /// acknowledged, then reported by [`released`](Self::released).
+    pub async fn connect_assigned(
+        transport: &Transport,
+        notifications: Option<&NotificationSources>,
+        assigned: Assigned,
+    ) -> Result<Self, BusError> {
         let n = notifications;
         match transport {
             Transport::Memory => Err(no_bus()),
-            Transport::Rabbit(spec) => rabbit::Consumer::connect(spec, n).await.map(Self::Rabbit),
+            Transport::Rabbit(spec) => rabbit::Consumer::connect(spec, n, assigned)
+                .await
+                .map(Self::Rabbit),
             Transport::Kafka(spec) => kafka::Consumer::connect(spec, n).await.map(Self::Kafka),
-            Transport::Redis(spec) => redis::Consumer::connect(spec, n).await.map(Self::Redis),
+            Transport::Redis(spec) => redis::Consumer::connect(spec, n, assigned)
+                .await
+                .map(Self::Redis),
+        }
+    }
+
+    /// The samples partitions given up (or revoked, on Kafka) since the last call, once
+    /// everything this consumer handed out of them was acknowledged: their series may now be
+    /// processed by another collector, so the transformer state kept for them is stale.
+    pub fn released(&mut self) -> Vec<Partition> {
+        match self {
+            Self::Rabbit(c) => c.released(),
+            Self::Kafka(c) => c.released(),
+            Self::Redis(c) => c.released(),
         }
     }
 
@@ -220,7 +266,7 @@ impl Consumer {
         match self {
             Self::Rabbit(c) => c.close().await,
             Self::Kafka(c) => c.close(),
-            Self::Redis(_) => {}
+            Self::Redis(c) => c.close().await,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! What travels on the bus: outgoing messages, received messages and their acknowledgement.
 
+use crate::Partition;
+
 /// The stream a message belongs to. hb's own streams are one queue, topic or Redis stream
 /// each; notifications come from the sources of a [`NotificationSources`].
 ///
 /// [`NotificationSources`]: crate::NotificationSources
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Topic {
     /// Sample envelopes.
     Samples,
@@ -42,9 +44,12 @@ pub struct Outgoing {
     pub topic: Topic,
     /// AMQP routing key (`samples.<namespace>`, `heartbeat.<host>`).
     pub routing_key: String,
-    /// Partitioning key (the producing host), so one host's samples stay in order on one
-    /// Kafka partition and reach one collector.
+    /// The producing host (AMQP header `x-hb-key`, Kafka key, Redis field `key`).
     pub key: String,
+    /// The partition of a samples envelope (every sample in it has a resource id of this
+    /// partition, see [`crate::partition`]); `None` for heartbeats, and for envelopes spooled
+    /// by a version before partitions, which go to the partition of their `key`.
+    pub partition: Option<Partition>,
     /// The encoded envelope.
     pub payload: Vec<u8>,
 }
@@ -60,6 +65,8 @@ pub struct Received {
     pub id: String,
     /// The bytes as published (an envelope, or a notification as the service sent it).
     pub payload: Vec<u8>,
+    /// The samples partition it came from (`None` for heartbeats and notifications).
+    pub partition: Option<Partition>,
     /// What acknowledging it takes.
     pub(crate) token: Token,
 }
@@ -69,6 +76,8 @@ pub struct Received {
 pub(crate) enum Token {
     Rabbit {
         tag: u64,
+        /// The channel it was delivered on (each samples partition has its own).
+        channel: lapin::Channel,
     },
     Kafka {
         topic: String,
@@ -82,14 +91,26 @@ pub(crate) enum Token {
 }
 
 impl Outgoing {
-    /// An envelope of samples from `namespace` on `host`.
-    pub fn samples(namespace: &str, host: &str, payload: Vec<u8>) -> Self {
+    /// An envelope of samples of `partition` from `namespace` on `host`; routing key
+    /// `samples.<partition>.<namespace>`.
+    pub fn samples(namespace: &str, host: &str, partition: Partition, payload: Vec<u8>) -> Self {
         Self {
             topic: Topic::Samples,
-            routing_key: format!("samples.{namespace}"),
+            routing_key: format!("samples.{partition}.{namespace}"),
             key: host.to_owned(),
+            partition: Some(partition),
             payload,
         }
+    }
+
+    /// The partition this message goes to on a bus of `partitions` partitions (samples
+    /// only).
+    pub fn partition_in(&self, partitions: u32) -> Option<Partition> {
+        (self.topic == Topic::Samples).then(|| {
+            self.partition
+                .filter(|p| *p < partitions)
+                .unwrap_or_else(|| crate::partition::of(&self.key, partitions))
+        })
     }
 
     /// A heartbeat envelope from `host`.
@@ -98,6 +119,7 @@ impl Outgoing {
             topic: Topic::Heartbeats,
             routing_key: format!("heartbeat.{host}"),
             key: host.to_owned(),
+            partition: None,
             payload,
         }
     }

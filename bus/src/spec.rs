@@ -43,6 +43,9 @@ pub struct Common {
     pub batch: usize,
     /// Messages a collector holds unacknowledged at most.
     pub prefetch: usize,
+    /// Partitions of the samples (see [`crate::partition`]): every agent and collector of a
+    /// bus must use the same number.
+    pub partitions: u32,
 }
 
 /// `rabbit://` (`amqp://`, `amqps://`).
@@ -64,8 +67,6 @@ pub struct KafkaSpec {
     pub brokers: String,
     /// Consumer group of the collectors.
     pub group: String,
-    /// Partitions of the topics hb creates.
-    pub partitions: i32,
     /// Replication factor of the topics hb creates.
     pub replication: i32,
     /// Producer linger (batching delay).
@@ -99,6 +100,9 @@ pub struct RedisSpec {
     pub block: Duration,
     /// Messages pending this long on another consumer are claimed (`XAUTOCLAIM`).
     pub claim_idle: Duration,
+    /// Time to live of a partition lease: a collector that dies gives its partitions up
+    /// this long after its last renewal.
+    pub lease: Duration,
     /// Shared options.
     pub common: Common,
     shown: String,
@@ -154,11 +158,11 @@ pub enum TransportError {
     },
 }
 
-const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch";
-const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
+const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions";
+const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, partitions, group, replication, linger_ms, \
                              compression, session_timeout_ms, timeout_ms, tls";
 const REDIS_OPTIONS: &str =
-    "prefix, batch, prefetch, maxlen, group, consumer, block_ms, claim_idle_ms";
+    "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, claim_idle_ms, lease_ms";
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];
 
 impl Transport {
@@ -208,6 +212,7 @@ fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, Tran
         prefix: o.string("prefix", prefix)?,
         batch: o.number("batch", DEFAULT_BATCH, 1, 10_000)?,
         prefetch: o.number("prefetch", prefetch, 1, 65_535)?,
+        partitions: o.number("partitions", crate::partition::DEFAULT_PARTITIONS, 1, 1024)?,
     })
 }
 
@@ -259,7 +264,6 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
     }
     let mut o = Options::parse("kafka", query, KAFKA_OPTIONS)?;
     let group = o.string("group", "hb-collector")?;
-    let partitions = o.number("partitions", 3, 1, 10_000)?;
     let replication = o.number("replication", 1, 1, 100)?;
     let linger = Duration::from_millis(o.number("linger_ms", 5, 0, 60_000)?);
     let compression = o.string("compression", "lz4")?;
@@ -275,7 +279,6 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
     Ok(KafkaSpec {
         brokers: addr.to_owned(),
         group,
-        partitions,
         replication,
         linger,
         compression,
@@ -310,6 +313,7 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
     }
     let block = Duration::from_millis(o.number("block_ms", 1000, 1, 60_000)?);
     let claim_idle = Duration::from_millis(o.number("claim_idle_ms", 30_000, 100, 86_400_000)?);
+    let lease = Duration::from_millis(o.number("lease_ms", 5_000, 300, 600_000)?);
     let common = common(&mut o, "hb:", 100)?;
     Ok(RedisSpec {
         url: url.to_string(),
@@ -318,6 +322,7 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
         consumer,
         block,
         claim_idle,
+        lease,
         common,
         shown: with_query(shown, query),
     })
@@ -336,5 +341,11 @@ impl Common {
     /// RabbitMQ queue).
     pub fn name(&self, topic: crate::Topic) -> String {
         format!("{}{}", self.prefix, topic.suffix())
+    }
+
+    /// The RabbitMQ queue or Redis stream of samples partition `partition`:
+    /// `<prefix>samples.<partition>`.
+    pub fn partition_name(&self, partition: crate::Partition) -> String {
+        format!("{}samples.{partition}", self.prefix)
     }
 }

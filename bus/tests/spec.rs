@@ -32,7 +32,7 @@ fn kafka_options() {
         panic!("kafka");
     };
     assert_eq!(spec.brokers, "k1:9092,k2:9093");
-    assert_eq!(spec.partitions, 12);
+    assert_eq!(spec.common.partitions, 12);
     assert_eq!(spec.linger, Duration::from_millis(20));
     assert_eq!(spec.compression, "gzip");
     assert!(spec.tls);

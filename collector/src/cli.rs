@@ -143,6 +143,7 @@ pub async fn serve(config: Config) -> ExitCode {
     let stats = Arc::new(Stats::default());
     let result = consume::run(
         &config.transport,
+        config.coordination.as_ref(),
         &pipeline,
         config.secret.as_ref(),
         notifier.as_ref(),

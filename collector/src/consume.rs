@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hb_bus::{Acker, BusError, Consumer, Received, Topic, Transport};
+use hb_bus::{Acker, BusError, Consumer, Partition, Received, Topic, Transport};
+use hb_pipeline::config::Coordination;
 use hb_pipeline::{Pipeline, Receipt};
 use hb_sample::{Body, Envelope, EnvelopeError, Secret, envelope::claimed_producer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decode::decode_all;
 use crate::notify::Notifier;
+use crate::partitions;
 use crate::stats::{Stats, add};
 
 /// Longest wait between reconnection or publish attempts.
@@ -27,6 +29,9 @@ pub enum ConsumeError {
     /// The broker refused a declaration; retrying will not help.
     #[error("{0}")]
     Setup(BusError),
+    /// The collectors' group cannot be joined (its backend URL was refused).
+    #[error("{0}")]
+    Coordination(hb_coordination::CoordinationError),
 }
 
 /// How long a graceful stop waits for sinks whose publishers still refuse their batches.
@@ -36,6 +41,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// (flushing every sink) and acknowledges what the sinks accepted.
 pub async fn run(
     transport: &Transport,
+    coordination: Option<&Coordination>,
     pipeline: &Pipeline,
     secret: Option<&Secret>,
     notifier: Option<&Notifier>,
@@ -43,11 +49,17 @@ pub async fn run(
     stats: &Arc<Stats>,
 ) -> Result<(), ConsumeError> {
     let prefetch = transport.common().map_or(100, |c| c.prefetch).max(1);
+    let partitions = transport.common().map_or(1, |c| c.partitions);
+    partitions::warn_unpartitioned(pipeline, notifier);
+    let assigned = partitions::follow(transport, coordination, shutdown)
+        .map_err(ConsumeError::Coordination)?;
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
         let sources = notifier.map(|n| &n.sources);
-        let mut consumer = match Consumer::connect_with(transport, sources).await {
+        let mut consumer = match Consumer::connect_assigned(transport, sources, assigned.clone())
+            .await
+        {
             Ok(consumer) => {
                 tracing::info!(transport = %transport, "consuming");
                 backoff.reset();
@@ -102,6 +114,7 @@ pub async fn run(
                 Ok(batch) => batch,
                 Err(error) => break Err(error),
             };
+            partitions::forget(pipeline, partitions, &worker.consumer.released());
             // Never waits: recv returns at most `room` messages (capped all the same, so that a
             // transport returning more could never wait forever). The window is never closed.
             let taken = batch.len().min(prefetch) as u32;
@@ -132,6 +145,10 @@ pub async fn run(
                 let mut acks = worker.acks;
                 acks.tasks.abort_all();
                 acks.drain().await;
+                // What was not acknowledged goes back to the broker, possibly to another
+                // collector: nothing kept of any partition can be trusted any more.
+                let all: Vec<Partition> = (0..partitions).collect();
+                partitions::forget(pipeline, partitions, &all);
                 backoff.wait(shutdown).await;
             }
         }

@@ -14,6 +14,8 @@
 //! - [`consume`]: the consume loop: decode, verify, submit, acknowledge, reconnect.
 //! - `decode`: envelopes decoded and verified on blocking threads.
 //! - [`notify`]: notification plugins: the definitions in force, misses counted and logged.
+//! - [`partitions`]: the samples partitions this collector consumes (the collectors' group and
+//!   hash ring), and the transformer state forgotten when one moves.
 //! - [`replay`]: `replay`, the archive of a time range sent through one sink.
 //! - [`stats`]: counters, logged as progress lines.
 #![warn(missing_docs)]
@@ -22,5 +24,6 @@ pub mod cli;
 pub mod consume;
 mod decode;
 pub mod notify;
+pub mod partitions;
 pub mod replay;
 pub mod stats;

@@ -162,6 +162,12 @@ impl Definitions {
         self.meters.len()
     }
 
+    /// The `name` of every meter definition as written: a meter name, or the JSON path that
+    /// finds it.
+    pub fn meter_names(&self) -> impl Iterator<Item = &str> {
+        self.meters.iter().map(|m| m.label.as_str())
+    }
+
     /// How many event definitions loaded.
     pub fn event_count(&self) -> usize {
         self.events.len()

@@ -32,7 +32,7 @@ pub use filter::MeterFilter;
 pub use hb_bus::Transport;
 pub use publisher::Batch;
 pub use router::{Delivery, Pipeline, Submitted};
-pub use sink::{BatchConfig, Receipt, SinkStats};
+pub use sink::{BatchConfig, Receipt, SinkStats, Stale};
 
 /// An error and its causes on one line: HTTP clients' top-level message hides the cause
 /// ("error sending request"), so the causes are appended.

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::dead_letter::DeadLetters;
 use crate::filter::MeterFilter;
 use crate::publisher::{PublishError, Publisher};
-use crate::sink::{Receipt, SinkHandle, SinkStats, Ticket};
+use crate::sink::{Receipt, SinkHandle, SinkStats, Stale, Ticket};
 use crate::transform::{Chain, TransformError};
 
 /// A running pipeline: routes plus one task per sink.
@@ -185,6 +185,31 @@ impl Pipeline {
             routed,
             unrouted,
         }
+    }
+
+    /// Makes every sink forget the transformer state of the resources `stale` selects, after
+    /// what was submitted before: their series are processed elsewhere from now on (a
+    /// collector gave up their partition). An aggregator publishes their groups now.
+    pub fn forget(&self, stale: Stale) {
+        for sink in &self.sinks {
+            sink.forget(Arc::clone(&stale));
+        }
+    }
+
+    /// The sinks a sample of `meter` reaches that have a transformer keeping state across
+    /// the samples of a series (see [`crate::transform::Transformer::is_stateful`]).
+    pub fn stateful_sinks_of(&self, meter: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.filter.matches(meter))
+            .flat_map(|r| r.sinks.iter())
+            .filter(|&&i| self.sinks[i].stateful)
+            .map(|&i| self.sinks[i].name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Hands every event to every event sink, waiting while a sink is full (backpressure);

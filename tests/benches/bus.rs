@@ -58,7 +58,7 @@ fn envelopes(n: usize) -> Vec<Outgoing> {
             let payload = Envelope::samples(producer, e as u64, samples)
                 .encode(Some(&secret))
                 .expect("encode");
-            Outgoing::samples("compute", &host, payload)
+            Outgoing::samples("compute", &host, (e % 3) as u32, payload)
         })
         .collect()
 }

@@ -296,7 +296,9 @@ pub fn publish(transport: &str, hosts: usize, envelopes: usize, per: usize) -> V
         let payload = Envelope::samples(producer, e as u64, samples)
             .encode(Some(&secret))
             .expect("encode");
-        messages.push(Outgoing::samples("test", &host, payload));
+        let partitions = transport.common().map_or(1, |c| c.partitions);
+        let partition = hb_bus::partition::of(&host, partitions);
+        messages.push(Outgoing::samples("test", &host, partition, payload));
     }
     send(&transport, &messages);
     ids

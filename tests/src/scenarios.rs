@@ -118,7 +118,7 @@ fn refused_envelopes() -> Vec<Outgoing> {
         b"this is not an envelope".to_vec(),
     ]
     .into_iter()
-    .map(|payload| Outgoing::samples("test", "tests", payload))
+    .map(|payload| Outgoing::samples("test", "tests", 0, payload))
     .collect()
 }
 

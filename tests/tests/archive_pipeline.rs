@@ -49,7 +49,7 @@ fn envelopes(t0: DateTime<Utc>) -> (Vec<Outgoing>, Vec<Sample>) {
             let payload = Envelope::samples(producer, e as u64, samples)
                 .encode(Some(&secret))
                 .expect("encode");
-            Outgoing::samples("test", &format!("host-{e}"), payload)
+            Outgoing::samples("test", &format!("host-{e}"), (e % 3) as u32, payload)
         })
         .collect();
     (messages, all)

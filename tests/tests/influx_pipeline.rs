@@ -122,7 +122,7 @@ fn envelopes(wave: usize, count: usize, per: usize) -> Vec<Outgoing> {
             let payload = Envelope::samples(producer, (wave * count + e) as u64, samples)
                 .encode(Some(&secret))
                 .expect("encode");
-            Outgoing::samples("test", "load", payload)
+            Outgoing::samples("test", "load", 0, payload)
         })
         .collect()
 }

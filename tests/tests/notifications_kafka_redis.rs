@@ -64,7 +64,7 @@ fn set(payloads: &[&[u8]]) -> BTreeSet<Vec<u8>> {
 async fn send_sample(transport: &Transport, payload: &[u8]) {
     let producer = Producer::new(transport).expect("producer");
     producer
-        .send(&Outgoing::samples("test", "host-1", payload.to_vec()))
+        .send(&Outgoing::samples("test", "host-1", 0, payload.to_vec()))
         .await
         .expect("sample sent");
     producer.close().await;

@@ -274,7 +274,7 @@ async fn samples_and_notifications_together() {
     let producer = Producer::new(&transport).expect("producer");
     let envelope = br#"{"kind":"samples","stand-in":"the bus does not decode"}"#.to_vec();
     producer
-        .send(&Outgoing::samples("test", "host-1", envelope.clone()))
+        .send(&Outgoing::samples("test", "host-1", 0, envelope.clone()))
         .await
         .expect("sample sent");
     let port = notification("port.create.end", "INFO");
@@ -295,6 +295,7 @@ async fn samples_and_notifications_together() {
             topic: Topic::Notifications,
             routing_key: "notifications.info".into(),
             key: "host-1".into(),
+            partition: None,
             payload: port.clone(),
         })
         .await;

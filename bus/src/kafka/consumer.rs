@@ -27,6 +27,7 @@ pub struct Consumer {
     timeout: Duration,
     dead: FutureProducer<Quiet>,
     dead_topic: String,
+    samples_topic: String,
     /// The broker is away (reported once).
     degraded: bool,
 }
@@ -80,6 +81,7 @@ impl Consumer {
             timeout: spec.timeout,
             dead: producer(spec)?,
             dead_topic: spec.common.name(Topic::Dead),
+            samples_topic: spec.common.name(Topic::Samples),
             degraded: false,
         })
     }
@@ -131,6 +133,14 @@ impl Consumer {
         Ok(out)
     }
 
+    pub(crate) fn released(&mut self) -> Vec<crate::Partition> {
+        lock(&self.offsets)
+            .take_revoked(&self.samples_topic)
+            .into_iter()
+            .map(|p| p as crate::Partition)
+            .collect()
+    }
+
     pub(crate) fn acker(&self) -> Acker {
         Acker {
             consumer: Arc::clone(&self.consumer),
@@ -157,6 +167,7 @@ impl Consumer {
             &self.dead,
             self.timeout,
             topic,
+            None,
             key,
             &message.payload,
             headers,

@@ -1,7 +1,9 @@
 //! Kafka: topics `<prefix>samples`, `<prefix>heartbeats`, `<prefix>dead` (created through the
 //! admin API with the configured partitions and replication; brokers that do not auto-create
-//! topics need this), an idempotent producer with `acks=all`, linger and compression, and
-//! messages keyed by host so that one host's samples stay on one partition.
+//! topics need this), an idempotent producer with `acks=all`, linger and compression. A samples
+//! envelope goes to the partition hb chose for its resources (`crc32(resource) mod
+//! partitions`, see [`crate::partition`]), so the samples topic must have exactly `partitions`
+//! partitions (checked); the consumer group divides them among the collectors.
 //!
 //! Collectors form one consumer group. After each acknowledgement the offset of every touched
 //! partition is committed (asynchronously) up to the contiguous watermark of acknowledged
@@ -13,7 +15,7 @@
 //! Kafka driver publishes), created like hb's own when missing; their partitions are
 //! acknowledged, committed and handed over on a rebalance like the others.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -110,12 +112,12 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<
         .map_err(|e| setup("the admin client", e))?;
     let timeout = spec.timeout;
     let (admin, existing) = tokio::task::spawn_blocking(move || {
-        let existing: Result<HashSet<String>, KafkaError> =
+        let existing: Result<HashMap<String, usize>, KafkaError> =
             admin.inner().fetch_metadata(None, timeout).map(|m| {
                 m.topics()
                     .iter()
                     .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                    .map(|t| t.name().to_owned())
+                    .map(|t| (t.name().to_owned(), t.partitions().len()))
                     .collect()
             });
         (admin, existing)
@@ -123,11 +125,25 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<
     .await
     .map_err(|e| setup("topic metadata", e))?;
     let existing = existing.map_err(unreachable)?;
+    let samples = spec.common.name(Topic::Samples);
+    let partitions = spec.common.partitions;
+    if let Some(&n) = existing.get(&samples)
+        && n != partitions as usize
+    {
+        // Agents write partition `crc32(resource) mod partitions` themselves, so every member
+        // must agree with the topic.
+        return Err(setup(
+            &format!("topic `{samples}`"),
+            format!(
+                "it has {n} partitions and the transport says partitions={partitions}: set                  partitions={n} on every agent and collector, or recreate the topic"
+            ),
+        ));
+    }
     let missing: Vec<String> = Topic::ALL
         .iter()
         .map(|t| spec.common.name(*t))
         .chain(extra.iter().cloned())
-        .filter(|n| !existing.contains(n))
+        .filter(|n| !existing.contains_key(n))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -137,7 +153,7 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<
         .map(|n| {
             NewTopic::new(
                 n,
-                spec.partitions,
+                partitions as i32,
                 TopicReplication::Fixed(spec.replication),
             )
         })
@@ -152,7 +168,7 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<
     for result in results {
         match result {
             Ok(name) => {
-                tracing::info!(topic = %name, partitions = spec.partitions, "kafka topic created")
+                tracing::info!(topic = %name, partitions, "kafka topic created")
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(setup(&format!("topic `{name}`"), code)),
@@ -166,14 +182,18 @@ pub(crate) async fn send(
     producer: &FutureProducer<Quiet>,
     timeout: Duration,
     topic: &str,
+    partition: Option<crate::Partition>,
     key: &str,
     payload: &[u8],
     headers: OwnedHeaders,
 ) -> Result<(), BusError> {
-    let record = FutureRecord::to(topic)
+    let mut record = FutureRecord::to(topic)
         .key(key)
         .payload(payload)
         .headers(headers);
+    if let Some(p) = partition {
+        record = record.partition(p as i32);
+    }
     producer
         .send(record, Timeout::After(timeout))
         .await

@@ -22,6 +22,9 @@ pub(super) struct Offsets {
     next: HashMap<(String, i32), i64>,
     /// Revocations of each partition so far: a message taken before the last one is stale.
     revocations: HashMap<(String, i32), u64>,
+    /// Partitions revoked since the consumer last asked (for the collector to forget their
+    /// transformer state).
+    revoked: Vec<(String, i32)>,
 }
 
 impl Offsets {
@@ -51,8 +54,19 @@ impl Offsets {
             left += self.in_flight.remove(k).map_or(0, |s| s.len());
             self.next.remove(k);
             *self.revocations.entry(k.clone()).or_default() += 1;
+            self.revoked.push(k.clone());
         }
         (list, left)
+    }
+
+    /// The partitions of `topic` revoked since the last call.
+    pub(super) fn take_revoked(&mut self, topic: &str) -> Vec<i32> {
+        let revoked = std::mem::take(&mut self.revoked);
+        revoked
+            .into_iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// Forgets what is in flight once it was committed for the last time (the consumer is

@@ -114,6 +114,7 @@ fn run(
                     topic: kind,
                     id: format!("{topic}/{partition}@{offset}"),
                     payload: message.payload().unwrap_or_default().to_vec(),
+                    partition: (kind == Topic::Samples).then_some(partition as u32),
                     token: Token::Kafka {
                         topic: topic.clone(),
                         partition,

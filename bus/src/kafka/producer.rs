@@ -63,6 +63,7 @@ impl Producer {
             &self.producer,
             self.spec.timeout,
             &topic,
+            message.partition_in(self.spec.common.partitions),
             key,
             payload,
             headers,

@@ -1,6 +1,8 @@
-//! RabbitMQ: a durable topic exchange (`hb`), durable queues `<prefix>samples` (bound to
-//! `samples.#`), `<prefix>heartbeats` (`heartbeat.#`) and `<prefix>dead`, persistent messages
-//! with publisher confirms, and competing consumers with a `basic.qos` prefetch.
+//! RabbitMQ: a durable topic exchange (`hb`), one durable queue per samples partition
+//! `<prefix>samples.<p>` (bound to `samples.<p>.#`, single active consumer), `<prefix>heartbeats`
+//! (`heartbeat.#`) and `<prefix>dead`, persistent messages with publisher confirms, and a
+//! `basic.qos` prefetch. Heartbeats and notifications have competing consumers; each samples
+//! partition is consumed on its own channel, only while it is assigned.
 //!
 //! Agents declare the queues too, so nothing published before the first collector started is
 //! dropped by an exchange without bindings; publishes are `mandatory`, so an unroutable
@@ -79,18 +81,25 @@ async fn open(spec: &RabbitSpec, role: &str) -> Result<(Connection, Channel), Bu
         )
         .await
         .map_err(setup(format!("exchange `{}`", spec.exchange)))?;
-    for (topic, binding) in [
-        (Topic::Samples, Some("samples.#")),
-        (Topic::Heartbeats, Some("heartbeat.#")),
-        (Topic::Dead, None),
-    ] {
-        let queue = spec.common.name(topic);
+    let mut queues: Vec<(String, Option<String>, FieldTable)> = (0..spec.common.partitions)
+        .map(|p| {
+            let queue = spec.common.partition_name(p);
+            (queue, Some(format!("samples.{p}.#")), single_active())
+        })
+        .collect();
+    queues.push((
+        spec.common.name(Topic::Heartbeats),
+        Some("heartbeat.#".to_owned()),
+        FieldTable::default(),
+    ));
+    queues.push((spec.common.name(Topic::Dead), None, FieldTable::default()));
+    for (queue, binding, arguments) in queues {
         let options = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
         channel
-            .queue_declare(queue.as_str().into(), options, FieldTable::default())
+            .queue_declare(queue.as_str().into(), options, arguments)
             .await
             .map_err(setup(format!("queue `{queue}`")))?;
         if let Some(key) = binding {
@@ -98,7 +107,7 @@ async fn open(spec: &RabbitSpec, role: &str) -> Result<(Connection, Channel), Bu
                 .queue_bind(
                     queue.as_str().into(),
                     spec.exchange.as_str().into(),
-                    key.into(),
+                    key.as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -156,6 +165,14 @@ async fn publish(
     }
 }
 
+/// The arguments of a samples partition queue: one consumer at a time gets its messages
+/// (`x-single-active-consumer`); the others stand by and take over, in order, when it goes.
+fn single_active() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    arguments
+}
+
 fn header(key: &str, value: &str) -> FieldTable {
     let mut headers = FieldTable::default();
     headers.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
@@ -192,10 +209,18 @@ impl Producer {
 
     pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
         let channel = self.channel().await?;
+        // An envelope spooled before partitions existed says `samples.<namespace>`.
+        let routing_key = match (message.partition, message.partition_in(self.spec.common.partitions)) {
+            (None, Some(p)) => {
+                let rest = message.routing_key.strip_prefix("samples.").unwrap_or("unknown");
+                format!("samples.{p}.{rest}")
+            }
+            _ => message.routing_key.clone(),
+        };
         publish(
             &channel,
             &self.spec.exchange,
-            &message.routing_key,
+            &routing_key,
             &message.payload,
             header("x-hb-key", &message.key),
         )

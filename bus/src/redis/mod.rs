@@ -1,6 +1,8 @@
-//! Redis Streams: one stream per topic (`<prefix>samples`, ...), `XADD` with an approximate
-//! `MAXLEN`, one consumer group for the collectors, `XACK` after the sinks, and `XAUTOCLAIM`
-//! of entries left pending by a consumer that died.
+//! Redis Streams: one stream per samples partition (`<prefix>samples.<p>`) and per other
+//! topic (`<prefix>heartbeats`, `<prefix>dead`), `XADD` with an approximate `MAXLEN`, one
+//! consumer group for the collectors, `XACK` after the sinks. A partition stream is read by
+//! the holder of its lease only (`lease.rs`); the shared streams by any member, with
+//! `XAUTOCLAIM` of entries left pending by a consumer that died.
 //!
 //! Each entry has the fields `payload` (the envelope), `key` (the producing host) and
 //! `routing` (the routing key); dead letters add `reason` and `source` (the original id).
@@ -21,6 +23,7 @@ use tokio::sync::Mutex;
 use crate::{BusError, Outgoing, RedisSpec};
 
 mod consumer;
+mod lease;
 
 pub use consumer::{Acker, Consumer};
 
@@ -91,7 +94,10 @@ impl Producer {
 
     pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
         let mut connection = self.connection().await?;
-        let stream = self.spec.common.name(message.topic);
+        let stream = match message.partition_in(self.spec.common.partitions) {
+            Some(p) => self.spec.common.partition_name(p),
+            None => self.spec.common.name(message.topic),
+        };
         let fields: [(&str, &[u8]); 3] = [
             ("payload", &message.payload),
             ("key", message.key.as_bytes()),

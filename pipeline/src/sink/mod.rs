@@ -43,6 +43,16 @@ use publish::publish;
 /// How often time-driven transformers (aggregator retention) are given a chance to emit.
 const TRANSFORMER_TICK: Duration = Duration::from_secs(1);
 
+/// Selects the resources whose transformer state a sink forgets.
+pub type Stale = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What a sink receives, in order.
+enum Message {
+    Submit(Item),
+    /// Forget the transformer state of these resources (see [`Chain::forget`]).
+    Forget(Stale),
+}
+
 /// One submission as a sink receives it.
 struct Item {
     samples: Vec<Sample>,
@@ -55,10 +65,12 @@ struct Item {
 #[derive(Debug)]
 pub(crate) struct SinkHandle {
     pub(crate) name: String,
-    tx: mpsc::UnboundedSender<Item>,
+    tx: mpsc::UnboundedSender<Message>,
     permits: Arc<Semaphore>,
     capacity: usize,
     pub(crate) stats: Arc<SinkStats>,
+    /// A transformer keeps state across the samples of a series.
+    pub(crate) stateful: bool,
 }
 
 /// The sink is shut down.
@@ -78,6 +90,7 @@ impl SinkHandle {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let capacity = config.buffer_events.max(1);
+        let stateful = chain.transformers().iter().any(|t| t.is_stateful());
         let stats = Arc::new(SinkStats::default());
         let task = Task {
             chain,
@@ -98,6 +111,7 @@ impl SinkHandle {
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
             stats,
+            stateful,
         };
         (sink, handle)
     }
@@ -116,13 +130,19 @@ impl SinkHandle {
             .await
             .map_err(|_| Closed)?;
         self.tx
-            .send(Item {
+            .send(Message::Submit(Item {
                 samples,
                 events,
                 ticket,
                 permit,
-            })
+            }))
             .map_err(|_| Closed)
+    }
+
+    /// Asks the sink to forget the transformer state of the resources `stale` selects, after
+    /// the submissions queued before.
+    pub(crate) fn forget(&self, stale: Stale) {
+        let _ = self.tx.send(Message::Forget(stale));
     }
 
     /// Items held by the sink (waiting for a batch or being published).
@@ -236,7 +256,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>, closing: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>, closing: CancellationToken) {
         let mut pending = Pending::default();
         let timers = self
             .chain
@@ -260,8 +280,8 @@ impl Task {
             let full = pending.full(&self.config);
             tokio::select! {
                 () = in_flight.settle_next(), if !in_flight.is_empty() => {}
-                item = rx.recv(), if !full => match item {
-                    Some(item) => self.take(item, &mut pending, &mut in_flight),
+                message = rx.recv(), if !full => match message {
+                    Some(message) => self.receive(message, &mut pending, &mut in_flight),
                     None => break,
                 },
                 () = closing.cancelled() => break,
@@ -280,8 +300,8 @@ impl Task {
         // Closing: take what was already submitted, let transformers emit what they hold,
         // publish the rest.
         rx.close();
-        while let Ok(item) = rx.try_recv() {
-            self.take(item, &mut pending, &mut in_flight);
+        while let Ok(message) = rx.try_recv() {
+            self.receive(message, &mut pending, &mut in_flight);
             if pending.full(&self.config) {
                 self.start_when_room(std::mem::take(&mut pending), &mut in_flight)
                     .await;
@@ -295,6 +315,16 @@ impl Task {
             let counters = t.counters();
             if counters.dropped() > 0 {
                 tracing::info!(sink = %self.shared.name, transformer = t.name(), ?counters, "samples dropped by a transformer");
+            }
+        }
+    }
+
+    fn receive(&mut self, message: Message, pending: &mut Pending, in_flight: &mut InFlight) {
+        match message {
+            Message::Submit(item) => self.take(item, pending, in_flight),
+            Message::Forget(stale) => {
+                let out = self.chain.forget(&*stale);
+                pending.add(out, Vec::new());
             }
         }
     }

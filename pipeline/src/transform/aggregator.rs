@@ -105,6 +105,21 @@ impl Aggregator {
         }
     }
 
+    /// Emits, now, the groups of the resources `stale` selects.
+    pub(super) fn forget(&mut self, stale: &dyn Fn(&str) -> bool, out: &mut Vec<Sample>) {
+        let due: Vec<Key> = self
+            .groups
+            .keys()
+            .filter(|k| stale(&k.1))
+            .cloned()
+            .collect();
+        for key in due {
+            if let Some(group) = self.groups.remove(&key) {
+                self.emit(group, out);
+            }
+        }
+    }
+
     pub(super) fn flush(&mut self, now: DateTime<Utc>, out: &mut Vec<Sample>) {
         let Some(retention) = self.retention_time else {
             return;

@@ -86,6 +86,11 @@ impl Arithmetic {
         })
     }
 
+    /// Forgets the operands of the resources `stale` selects.
+    pub(super) fn forget(&mut self, stale: &dyn Fn(&str) -> bool) {
+        self.cache.retain(|resource, _| !stale(resource));
+    }
+
     pub(super) fn handle(&mut self, sample: Sample, out: &mut Vec<Sample>) {
         let Some(index) = self.operands.iter().position(|m| *m == sample.name) else {
             out.push(sample);

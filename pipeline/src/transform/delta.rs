@@ -60,6 +60,11 @@ impl Delta {
         })
     }
 
+    /// Forgets the series of the resources `stale` selects.
+    pub(super) fn forget(&mut self, stale: &dyn Fn(&str) -> bool) {
+        self.previous.retain(|(_, resource), _| !stale(resource));
+    }
+
     pub(super) fn handle(&mut self, sample: Sample, out: &mut Vec<Sample>) {
         let point = Point::of(&sample);
         let key = (sample.name.clone(), sample.resource_id.clone());

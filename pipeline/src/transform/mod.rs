@@ -218,6 +218,25 @@ impl Transformer {
         }
     }
 
+    /// Drops what it keeps of the resources `stale` selects (their series are now processed
+    /// elsewhere): the previous samples of `rate_of_change` and `delta`, the operands of
+    /// `arithmetic`; the `aggregator` emits their groups into `out`.
+    pub fn forget(&mut self, stale: &dyn Fn(&str) -> bool, out: &mut Vec<Sample>) {
+        match self {
+            Self::RateOfChange(t) => t.forget(stale),
+            Self::Delta(t) => t.forget(stale),
+            Self::UnitConversion(_) => {}
+            Self::Arithmetic(t) => t.forget(stale),
+            Self::Aggregator(t) => t.forget(stale, out),
+        }
+    }
+
+    /// True for the transformers that keep state across samples of a series, which must all
+    /// be processed in one place (`rate_of_change`, `delta`, `arithmetic`, `aggregator`).
+    pub fn is_stateful(&self) -> bool {
+        !matches!(self, Self::UnitConversion(_))
+    }
+
     /// What this transformer dropped so far.
     pub fn counters(&self) -> &Counters {
         match self {
@@ -267,6 +286,19 @@ impl Chain {
             for s in batch {
                 t.handle(s, &mut out);
             }
+            out
+        })
+    }
+
+    /// Forgets, in every transformer, the resources `stale` selects; what one emits (an
+    /// aggregator's groups) goes through the transformers after it before they forget.
+    pub fn forget(&mut self, stale: &dyn Fn(&str) -> bool) -> Vec<Sample> {
+        self.0.iter_mut().fold(Vec::new(), |carried, t| {
+            let mut out = Vec::with_capacity(carried.len());
+            for s in carried {
+                t.handle(s, &mut out);
+            }
+            t.forget(stale, &mut out);
             out
         })
     }

@@ -45,6 +45,14 @@ impl RateOfChange {
         })
     }
 
+    /// Forgets the series of the resources `stale` selects.
+    pub(super) fn forget(&mut self, stale: &dyn Fn(&str) -> bool) {
+        for series in self.previous.values_mut() {
+            series.retain(|resource, _| !stale(resource));
+        }
+        self.previous.retain(|_, series| !series.is_empty());
+    }
+
     pub(super) fn handle(&mut self, sample: Sample, out: &mut Vec<Sample>) {
         let Some(name) = self.scaling.target_name(&sample.name) else {
             out.push(sample);

@@ -1,8 +1,10 @@
-//! Coordination of central agents through Redis (`coordination:` in pipeline.yaml): several
-//! agents of one group divide the resources of their shared pollsters so that each resource is
-//! polled by exactly one of them.
+//! Coordination through Redis (`coordination:` in pipeline.yaml): the members of a group
+//! divide work with a consistent hash ring, so that each piece has exactly one owner. Central
+//! agents divide the resources of their shared pollsters (key space `coordination`); collectors
+//! divide the samples partitions of the bus (key space `collectors`, see
+//! `hb_bus::partition`), each calling [`Coordinator::share`] every heartbeat.
 //!
-//! - **Membership.** Each agent is a key `hb:coordination:<group>:<member>` holding
+//! - **Membership.** Each member is a key `hb:<space>:<group>:<member>` holding
 //!   `<joined_ms> <last_seen_ms>` (wall clock), written every `heartbeat` with a time to live
 //!   of twice `timeout`.
 //! - **Cycles.** With coordination, cycles start on wall-clock multiples of their interval, so
@@ -12,13 +14,13 @@
 //!   stored values and the same `T`, so they agree on the ring: a newcomer starts polling at
 //!   the first cycle everybody counts it in, and a dead agent's share is taken over by all at
 //!   the same cycle, `timeout` after its last heartbeat.
-//! - **Ring.** The active members form a [`ring::Ring`]; a pollster whose [`Split`] is
+//! - **Ring.** The active members form a [`ring::Ring`]; a pollster whose `Split` is
 //!   `Whole` is polled by the owner of its name, one with `Targets` polls the targets it owns
 //!   (`<pollster>/<target>`). Pollsters that read the local machine are never divided.
 //! - **Outages.** When Redis cannot be reached the agent keeps the last membership it knew
 //!   (alone, if it never knew one), says so once, and says when Redis is back.
 //!
-//! [`Split`]: crate::pollster::Split
+//! (`Split` is the agent's `hb_agent::pollster::Split`.)
 
 pub mod ring;
 
@@ -84,6 +86,8 @@ pub struct Coordinator {
     config: Coordination,
     member: String,
     key: String,
+    /// `SCAN` pattern of the group's keys.
+    pattern: String,
     client: Client,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     joined_ms: AtomicU64,
@@ -112,14 +116,27 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Coordinator {
-    /// A member called `member` (unique per process) of the configured group; connects lazily.
+    /// A member called `member` (unique per process) of the configured group of central
+    /// agents; connects lazily.
     pub fn new(config: Coordination, member: String) -> Result<Self, CoordinationError> {
+        Self::in_space(config, "coordination", member)
+    }
+
+    /// A member of the configured group in the key space `space` (`hb:<space>:<group>:...`):
+    /// groups of different spaces never see each other.
+    pub fn in_space(
+        config: Coordination,
+        space: &str,
+        member: String,
+    ) -> Result<Self, CoordinationError> {
         let client = Client::open(config.backend_url.as_str())?;
-        let key = format!("hb:coordination:{}:{member}", config.group);
+        let key = format!("hb:{space}:{}:{member}", config.group);
+        let pattern = format!("hb:{space}:{}:*", config.group);
         Ok(Self {
             config,
             member,
             key,
+            pattern,
             client,
             conn: tokio::sync::Mutex::new(None),
             joined_ms: AtomicU64::new(now_ms()),
@@ -278,7 +295,7 @@ impl Coordinator {
 
     async fn members(&self) -> Result<Vec<Member>, RedisError> {
         let mut conn = self.connection().await?;
-        let pattern = format!("hb:coordination:{}:*", self.config.group);
+        let pattern = &self.pattern;
         let prefix_len = pattern.len() - 1;
         let mut keys: Vec<String> = Vec::new();
         let mut cursor = 0u64;
@@ -286,7 +303,7 @@ impl Coordinator {
             let (next, batch): (u64, Vec<String>) = cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut conn)
