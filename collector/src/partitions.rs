@@ -38,9 +38,10 @@ pub fn backend(transport: &Transport, configured: Option<&Coordination>) -> Opti
         return Some(c.clone());
     }
     match transport {
+        // One group per bus: collectors of other prefixes on the same Redis are not members.
         Transport::Redis(spec) => Some(Coordination {
             backend_url: spec.url.clone(),
-            group: spec.group.clone(),
+            group: format!("{}{}", spec.common.prefix, spec.group),
             heartbeat: Duration::from_secs(1),
             timeout: Duration::from_secs(3),
         }),

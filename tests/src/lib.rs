@@ -59,6 +59,7 @@ pub fn log_tail(log: &Path) -> String {
 pub mod bus;
 pub mod influx;
 pub mod node;
+pub mod partitions;
 pub mod proxy;
 pub mod s3;
 pub mod scenarios;

@@ -106,6 +106,21 @@ impl Node {
         Self::spawn(custom_dir(yaml), "hb-polling", agent_args())
     }
 
+    /// An agent with the given pipeline.yaml and command-line arguments (file `secret`
+    /// holds [`SECRET`]); `files` are written into its directory first.
+    pub fn agent_args(yaml: &str, files: &[(&str, &str)], args: &[&str]) -> Self {
+        let dir = custom_dir(yaml);
+        for (name, content) in files {
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("directory");
+            }
+            std::fs::write(path, content).expect("file");
+        }
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::spawn(dir, "hb-polling", args)
+    }
+
     fn spawn(dir: tempfile::TempDir, program: &'static str, args: Vec<String>) -> Self {
         let mut node = Self {
             dir,
@@ -187,8 +202,13 @@ impl Node {
     /// The samples written to `samples.jsonl`, and how many lines did not parse (a line torn
     /// by `kill -9`).
     pub fn samples(&self) -> (Vec<Sample>, usize) {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("samples.jsonl")).unwrap_or_default();
+        self.samples_in("samples.jsonl")
+    }
+
+    /// The samples written to `file` (in the node's directory), and how many lines did not
+    /// parse.
+    pub fn samples_in(&self, file: &str) -> (Vec<Sample>, usize) {
+        let text = std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default();
         let mut samples = Vec::new();
         let mut torn = 0;
         for line in text.lines() {
