@@ -36,6 +36,19 @@ fn write_config(dir: &Path, transport: &str, interval: u32) {
     std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline.yaml");
 }
 
+/// A collector's pipeline.yaml like [`Node::collector`]'s, with a `coordination:` section (a
+/// group of its own on the local Redis), so that several such collectors divide the
+/// partitions of a RabbitMQ bus.
+pub fn coordinated_collector(transport: &str) -> String {
+    let group = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "transport: \"{transport}\"\nsecret_file: secret\n\
+         coordination: {{backend_url: \"redis://127.0.0.1:6379/0\", group: \"{group}\"}}\n\
+         sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [out]}}\n\
+         sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n"
+    )
+}
+
 /// What the test agents poll: three compute pollsters.
 const AGENT_ARGS: [&str; 6] = [
     "--polling-namespaces",

@@ -291,8 +291,14 @@ pub fn two_collectors(kind: Kind) {
         Broker::start(kind)
     };
     let url = broker.direct("prefetch=10");
-    let mut a = Node::collector(&url);
-    let mut b = Node::collector(&url);
+    // RabbitMQ gives each partition queue to one consumer at a time: without coordination the
+    // first collector would take all of them and the second stand by.
+    let (mut a, mut b) = if kind == Kind::Rabbit {
+        let yaml = crate::node::coordinated_collector(&url);
+        (Node::collector_with(&yaml), Node::collector_with(&yaml))
+    } else {
+        (Node::collector(&url), Node::collector(&url))
+    };
     if kind == Kind::Kafka {
         // Publish once the group has settled with both members. Messages in flight during
         // the rebalance would be read again by the new owner: the mock cluster refuses the
