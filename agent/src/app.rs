@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
             .collect();
         tracing::info!(interval_s = group.interval.as_secs(), pollsters = %names.join(","), "polling");
     }
-    tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), "hb-polling started");
+    tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), skipped_definitions = skipped.len(), "hb-polling started");
     let heartbeat_every = plan.groups[0].interval;
     let destination = Arc::new(destination);
     let shutdown = CancellationToken::new();

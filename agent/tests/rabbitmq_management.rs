@@ -1,4 +1,4 @@
-//! The shipped `namespaces/central/rabbitmq.yaml` against the local RabbitMQ's management API
+//! The shipped example `examples/namespaces/central/rabbitmq.yaml` against the local RabbitMQ's management API
 //! (127.0.0.1:15672, guest/guest): a queue this test declares and fills through the same API.
 
 mod support;
@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{hb, repo_namespaces, text};
+use support::{example_namespaces, hb, text};
 
 const API: &str = "http://127.0.0.1:15672/api";
 
@@ -143,7 +143,7 @@ fn shipped_definitions_read_queue_depth_consumers_and_rates() {
     let central = dir.path().join("namespaces/central");
     std::fs::create_dir_all(&central).expect("mkdir");
     std::fs::copy(
-        repo_namespaces().join("central/rabbitmq.yaml"),
+        example_namespaces().join("central/rabbitmq.yaml"),
         central.join("rabbitmq.yaml"),
     )
     .expect("copy the shipped file");

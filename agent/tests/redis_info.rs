@@ -190,9 +190,9 @@ fn info_of_the_local_redis_becomes_samples_and_hits_grow_between_runs() {
 }
 
 #[test]
-fn the_repository_central_namespace_polls_the_local_redis() {
+fn the_shipped_example_polls_the_local_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = once(dir.path(), &support::repo_namespaces());
+    let out = once(dir.path(), &support::example_namespaces());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got = samples(&out);
     assert_eq!(one(&got, "redis.up", "local", None)["volume"], 1.0);

@@ -30,12 +30,13 @@ fn a_broken_pipeline_yaml_is_refused_with_file_line_and_key() {
     .expect("write");
     let out = run(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
+    // The misspelt key and what its absence leaves missing, together.
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).starts_with(
+        stderr.lines().any(|l| l.starts_with(
             "hb-polling: pipeline.yaml:3:5: sources[0].intervall: unknown field `intervall`"
-        ),
-        "{}",
-        text(&out.stderr)
+        )) && stderr.contains("missing field `interval`"),
+        "{stderr}"
     );
 }
 
@@ -118,4 +119,83 @@ fn sigterm_finishes_the_cycle_flushes_and_exits_zero() {
     for line in std::fs::read_to_string(&out).expect("out").lines() {
         serde_json::from_str::<hb_sample::Sample>(line).expect("every line is a complete sample");
     }
+}
+
+#[test]
+fn sighup_is_logged_and_ignored_and_sigterm_still_flushes_everything() {
+    let dir = support::workdir();
+    // `held` batches for a minute: its file is only written by the flush at shutdown.
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "sources:\n  - {name: fast, interval: 1, meters: [\"cpu\"], sinks: [local, held]}\n\
+         sinks:\n  - {name: local, publishers: [\"file://local.jsonl\"]}\n  \
+         - {name: held, batch: {timeout: 60}, publishers: [\"file://held.jsonl\"]}\n",
+    )
+    .expect("write");
+    let log = dir.path().join("log");
+    let mut child = hb(dir.path(), &["--polling-namespaces", "compute"])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let lines = |file: &str| {
+        std::fs::read_to_string(dir.path().join(file))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 20 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("a first sample", &|| lines("local.jsonl") >= 1);
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("HUP");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the SIGHUP line", &|| logged().contains("SIGHUP"));
+    let after_hup = lines("local.jsonl");
+    wait_for("two more cycles after SIGHUP", &|| {
+        lines("local.jsonl") >= after_hup + 2
+    });
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "{}",
+        logged()
+    );
+    assert_eq!(lines("held.jsonl"), 0, "held until shutdown");
+
+    signal("TERM");
+    let status = child.wait().expect("wait");
+    let stderr = logged();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains("SIGHUP"))
+        .expect("SIGHUP line");
+    assert!(
+        warn.contains("WARN")
+            && warn.contains("SIGHUP: reload is not implemented yet; ignored")
+            && warn.contains("signal=\"SIGHUP\"")
+            && warn.contains("action=\"ignored\""),
+        "{warn}"
+    );
+    assert!(
+        stderr.contains("hb-polling stopped failed_flushes=0"),
+        "{stderr}"
+    );
+    let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).expect(file);
+    assert_eq!(
+        read("held.jsonl"),
+        read("local.jsonl"),
+        "flushed at SIGTERM"
+    );
 }

@@ -34,10 +34,20 @@ pub struct Args {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the configuration without starting anything: exit 0, or 2 with every error.
-    Validate,
+    /// Check the configuration without starting anything: exit 0, or 2 with every error
+    /// (a notification definition that would be skipped is one, unless --allow-skipped).
+    Validate(ValidateArgs),
     /// Send the archive's samples of a time range through one sink (backfill).
     Replay(crate::replay::ReplayArgs),
+}
+
+/// `validate`'s options.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Accept notification definitions that would be skipped at start (each is still printed
+    /// on stderr): exit 0 when nothing else is wrong.
+    #[arg(long)]
+    pub allow_skipped: bool,
 }
 
 /// Loads the configuration; on refusal prints every error and gives exit code 2.
@@ -50,15 +60,31 @@ pub fn load(args: &Args) -> Result<Config, ExitCode> {
     })
 }
 
-/// `validate`: what was checked, on stdout; wrong definitions on stderr (they would be
-/// skipped, so they do not make the configuration invalid).
-pub fn validate(config: &Config) -> ExitCode {
+/// `validate`: what was checked, on stdout; wrong definitions on stderr. A definition that
+/// would be skipped (the collector would run without it) makes the configuration invalid,
+/// exit code 2, unless `--allow-skipped`.
+pub fn validate(config: &Config, args: &ValidateArgs) -> ExitCode {
     let notifier = match notifier(config) {
         Ok(notifier) => notifier,
         Err(code) => return code,
     };
     let sources = config.sources.len();
     let sinks = config.sinks.len();
+    let skipped = notifier.as_ref().map_or(0, |(_, skipped)| skipped.len());
+    if skipped > 0 && !args.allow_skipped {
+        if let Some((_, errors)) = &notifier {
+            for e in errors {
+                eprintln!("hb-collector: {e}");
+            }
+        }
+        eprintln!(
+            "hb-collector: {}: {skipped} notification definition{} would be skipped \
+             (--allow-skipped accepts that)",
+            config.path.display(),
+            if skipped == 1 { "" } else { "s" }
+        );
+        return ExitCode::from(2);
+    }
     let definitions = notifier.as_ref().map_or(String::new(), |(n, skipped)| {
         for e in skipped {
             eprintln!("hb-collector: definition skipped: {e}");
@@ -107,15 +133,17 @@ pub async fn serve(config: Config) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let stats = Arc::new(Stats::default());
     let notifier = match notifier(&config) {
         Ok(notifier) => notifier.map(|(notifier, skipped)| {
             for e in &skipped {
                 tracing::error!(error = %e, "notification definition skipped");
             }
+            crate::stats::add(&stats.skipped_definitions, skipped.len() as u64);
             tracing::info!(
                 meters = notifier.definitions.meter_count(),
                 events = notifier.definitions.event_count(),
-                skipped = skipped.len(),
+                skipped_definitions = skipped.len(),
                 exchanges = %notifier.sources.exchanges.join(","),
                 topics = %notifier.sources.topics.join(","),
                 "consuming notifications"
@@ -140,7 +168,6 @@ pub async fn serve(config: Config) -> ExitCode {
         shutdown.clone(),
         "finishing the batch in flight, flushing, acknowledging",
     ));
-    let stats = Arc::new(Stats::default());
     let result = consume::run(
         &config.transport,
         config.coordination.as_ref(),

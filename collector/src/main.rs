@@ -18,8 +18,8 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Some(Command::Validate) = &args.command {
-        return cli::validate(&config);
+    if let Some(Command::Validate(validate)) = &args.command {
+        return cli::validate(&config, validate);
     }
     let filter = EnvFilter::try_from_env("HB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()

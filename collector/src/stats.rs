@@ -29,6 +29,8 @@ pub struct Stats {
     pub unrouted_events: AtomicU64,
     /// Definition values that found nothing for a notification (no sample, no trait).
     pub definition_misses: AtomicU64,
+    /// Notification definitions skipped at start for being wrong (each logged at error level).
+    pub skipped_definitions: AtomicU64,
 }
 
 /// Adds `n` to a counter and returns the new total.
@@ -53,6 +55,7 @@ impl Stats {
             events = get(&self.events),
             unrouted_events = get(&self.unrouted_events),
             definition_misses = get(&self.definition_misses),
+            skipped_definitions = get(&self.skipped_definitions),
             "{what}"
         );
     }

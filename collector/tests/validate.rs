@@ -54,3 +54,83 @@ fn running_on_the_embedded_transport_is_refused() {
             .contains("transport memory:// runs the pipeline inside hb-polling")
     );
 }
+
+/// A configuration whose meter definitions hold one good and one wrong definition.
+fn with_a_wrong_definition() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "transport: rabbit://guest:guest@127.0.0.1:5672/%2f\n\
+         notifications: {exchanges: [nova]}\n\
+         sources:\n  - {name: a, interval: 10, meters: [\"*\"], sinks: [s]}\n\
+         sinks:\n  - {name: s, publishers: [\"file://x.jsonl\"]}\n",
+    )
+    .expect("write");
+    std::fs::create_dir(dir.path().join("meters.d")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("events.d")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("meters.d/m.yaml"),
+        "metric:\n  - {name: memory, event_type: a.b, type: gauge, unit: MB, volume: $.payload.m, resource_id: $.payload.id}\n\
+         \x20 - {name: vcpus, event_type: a.b, type: gauge, unit: vcpu, volume: \"$.payload[\", resource_id: $.payload.id}\n",
+    )
+    .expect("write");
+    dir
+}
+
+#[test]
+fn validate_refuses_a_definition_that_would_be_skipped() {
+    let dir = with_a_wrong_definition();
+    let out = collector(dir.path(), &["validate", "--config", "p.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with("hb-collector: meters.d/m.yaml:3:")
+            && lines[0].contains("metric[1] `vcpus`: volume:"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        "hb-collector: p.yaml: 1 notification definition would be skipped (--allow-skipped accepts that)"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn validate_accepts_skipped_definitions_when_asked_and_still_names_them() {
+    let dir = with_a_wrong_definition();
+    let out = collector(
+        dir.path(),
+        &["validate", "--allow-skipped", "--config", "p.yaml"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("hb-collector: definition skipped: meters.d/m.yaml:3:"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "p.yaml: valid (1 sources, 1 sinks, transport amqp://guest:***@127.0.0.1:5672/%2f, \
+         1 meter and 0 event definitions (1 skipped))"
+    );
+}
+
+#[test]
+fn validate_reports_unknown_keys_with_the_other_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "sources:\n  - {name: a, intervall: 10, interval: 0, meters: [\"*\"], sinks: [b]}\nsinks:\n  - {name: s, publishers: [\"file://x.jsonl\"]}\n",
+    )
+    .expect("write");
+    let out = collector(dir.path(), &["validate", "--config", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "hb-collector: p.yaml:2:15: sources[0].intervall: unknown field `intervall`, expected one of name, interval, meters, sinks\n\
+         hb-collector: p.yaml:2:40: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 0)\n\
+         hb-collector: p.yaml:2:66: sources[0].sinks[0]: unknown sink `b` (defined sinks: s)\n"
+    );
+}

@@ -13,7 +13,7 @@
 //!   ([`Pipeline::submit_events`]); a [`Receipt`] says when every sink published them.
 //! - [`sink`]: one task per sink: transformers (samples only), batching of samples and events
 //!   together, publishing with retries and backoff, backpressure, per-sink [`SinkStats`].
-//! - [`signals`]: graceful shutdown on SIGINT/SIGTERM.
+//! - [`signals`]: graceful shutdown on SIGINT/SIGTERM; SIGHUP logged and ignored.
 //! - [`transform`]: Ceilometer-style transformers (rate_of_change, delta, unit_conversion,
 //!   arithmetic, aggregator) that a sink applies in order, as a [`transform::Chain`].
 #![warn(missing_docs)]

@@ -1,21 +1,41 @@
-//! Graceful shutdown on SIGINT or SIGTERM, shared by the agent and the collector.
+//! Signals shared by the agent and the collector: SIGINT or SIGTERM stops gracefully; SIGHUP
+//! (a reload, for most daemons) is logged and ignored until reloading exists, rather than
+//! killing the process without flushing as its default action would.
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM; `doing` says what stopping involves.
-pub async fn stop_on_signal(shutdown: CancellationToken, doing: &'static str) {
+/// What an operator reads when SIGHUP arrives.
+pub const SIGHUP_IGNORED: &str = "SIGHUP: reload is not implemented yet; ignored";
+
+/// Installs the handlers at once (call it inside the runtime) and returns the task that
+/// cancels `shutdown` on the first SIGINT or SIGTERM; `doing` says what stopping involves.
+/// SIGHUP is logged at warn level and ignored, until and after the stop (tokio's handlers stay
+/// installed for the life of the process, so a SIGHUP during the shutdown is harmless too).
+pub fn stop_on_signal(
+    shutdown: CancellationToken,
+    doing: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "stopping: {doing}");
-    shutdown.cancel();
+        signal(SignalKind::hangup()),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = handlers else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return;
+        };
+        let name = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => {
+                    tracing::warn!(signal = "SIGHUP", action = "ignored", "{SIGHUP_IGNORED}");
+                }
+            }
+        };
+        tracing::info!(signal = name, "stopping: {doing}");
+        shutdown.cancel();
+    }
 }

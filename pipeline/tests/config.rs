@@ -127,7 +127,8 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "  - name: cpu\n",
         "  - nam: cpu\n",
-        "/etc/hb/pipeline.yaml:4:5: sources[0].nam: unknown field `nam`, expected one of name, interval, meters, sinks",
+        "/etc/hb/pipeline.yaml:4:5: sources[0].nam: unknown field `nam`, expected one of name, interval, meters, sinks\n\
+         /etc/hb/pipeline.yaml:7:5: sources[0]: missing field `name`",
     ),
     (
         "    interval: 60\n",
@@ -252,7 +253,8 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "sources:\n",
         "sources: 3\nold:\n",
-        "/etc/hb/pipeline.yaml:3:10: sources: expected sequence start",
+        "/etc/hb/pipeline.yaml:3:10: sources: expected sequence start\n\
+         /etc/hb/pipeline.yaml:4:1: old: unknown field `old`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, sources, sinks",
     ),
     (
         "    sinks: [local]\n",

@@ -194,6 +194,22 @@ impl Node {
         }
     }
 
+    /// Sends `signal` (`HUP`, `USR1`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("started");
+        child.try_wait().expect("try_wait").is_none()
+    }
+
     /// SIGKILL: no chance to flush or acknowledge.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");

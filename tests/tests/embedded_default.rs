@@ -1,6 +1,8 @@
 //! The README's first command: `hb-polling` with no arguments, in a copy of the repository's
 //! pipeline.yaml and namespaces/, on the embedded default. After 25 s at interval 10 it must
-//! have written JSON-lines samples of both namespaces, three cycles' worth.
+//! have written JSON-lines samples of both namespaces, three cycles' worth, with no failed
+//! pollster. And the default configuration on a machine where nothing listens (every port it
+//! checks closed): `--once` exits 0 and no pollster fails.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -54,6 +56,13 @@ fn the_readme_command_writes_samples_of_both_namespaces_for_25_seconds() {
         stderr.matches("cycle done interval_s=10").count(),
         3,
         "cycles at 0, 10 and 20 s: {stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("cycle done"))
+            .all(|l| l.contains(" failed_pollsters= ")),
+        "no pollster of the default configuration fails: {stderr}"
     );
 
     let text =
@@ -142,4 +151,75 @@ fn the_readme_command_writes_samples_of_both_namespaces_for_25_seconds() {
     let ids = |s: &[Sample]| s.iter().map(|s| s.id).collect::<BTreeSet<_>>();
     assert!(read.bad.is_empty(), "{:?}", read.bad);
     assert_eq!(ids(&read.samples), ids(&samples), "archive = samples.jsonl");
+}
+
+/// `text` with the port of every `127.0.0.1:PORT` replaced by `port`.
+fn with_port(text: &str, port: u16) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("127.0.0.1:") {
+        let (head, tail) = rest.split_at(i + "127.0.0.1:".len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str(&port.to_string());
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_default_configuration_polls_without_failure_where_nothing_listens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(
+        &hb_tests::repo().join("namespaces"),
+        &dir.path().join("namespaces"),
+    );
+    // Where nothing listens: every local address the namespace files name (RabbitMQ's 5672
+    // and management API's 15672, Redis's 6379, ...) moved to one closed port, whatever runs
+    // on this machine.
+    let closed = hb_tests::bus::free_port();
+    let mut rewritten = 0;
+    for ns in std::fs::read_dir(dir.path().join("namespaces")).expect("namespaces") {
+        for file in std::fs::read_dir(ns.expect("ns").path()).expect("files") {
+            let path = file.expect("file").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            let moved = with_port(&text, closed);
+            rewritten += usize::from(moved != text);
+            std::fs::write(&path, moved).expect("write");
+        }
+    }
+    assert!(rewritten > 0, "the default checks local services");
+
+    let out = Command::new(hb_tests::binary("hb-polling"))
+        .current_dir(dir.path())
+        .args(["--once", "--format", "json"])
+        .env_remove("HB_TRANSPORT")
+        .env_remove("HB_LOG")
+        .output()
+        .expect("hb-polling runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("pollster `"),
+        "no failed pollster: {stderr}"
+    );
+    let samples: Vec<Sample> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a sample per line"))
+        .collect();
+    let names: BTreeSet<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains("cpu") && names.contains("host.info"),
+        "{names:?}"
+    );
+    // The central checks say that nothing answered.
+    let down = samples
+        .iter()
+        .filter(|s| s.name == "tcp.connect.status" || s.name == "http.response.status")
+        .collect::<Vec<_>>();
+    assert!(!down.is_empty(), "{names:?}");
+    assert!(down.iter().all(|s| s.volume() == 0.0), "{down:?}");
 }

@@ -90,6 +90,11 @@ pub fn repo_namespaces() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../namespaces")
 }
 
+/// The repository's example namespace files (`examples/namespaces`), off by default.
+pub fn example_namespaces() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/namespaces")
+}
+
 /// A namespaces tree in `dir`: the repository's compute namespace plus a central namespace
 /// with `central_yaml` as its only file.
 pub fn namespaces(dir: &Path, central_yaml: &str) -> PathBuf {

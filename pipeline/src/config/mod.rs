@@ -32,6 +32,7 @@
 
 mod coordination;
 mod error;
+mod keys;
 mod notifications;
 mod raw;
 mod sink;
@@ -132,11 +133,16 @@ impl Config {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigErrors> {
-        let raw: RawConfig = parse_yaml(text, path)?;
-        let mut v = Validator {
-            path,
-            errors: Vec::new(),
+        // Unknown keys first, so that they are reported with every other error.
+        let mut errors = keys::unknown(text, path);
+        let raw: RawConfig = match parse_yaml(text, path) {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(e);
+                return Err(in_file_order(errors));
+            }
         };
+        let mut v = Validator { path, errors };
         let transport = v.transport(raw.transport.as_ref(), &env);
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         let sinks = v.sinks(&raw.sinks, &base);
@@ -162,11 +168,7 @@ impl Config {
                 .map_or("dead-letter", |d| d.value.as_str()),
         );
         if !v.errors.is_empty() {
-            v.errors.sort_by_key(|e| match e.origin {
-                Origin::File { position, .. } => position.unwrap_or_default(),
-                Origin::Env(_) => (0, 0),
-            });
-            return Err(ConfigErrors(v.errors));
+            return Err(in_file_order(v.errors));
         }
         Ok(Self {
             path: path.to_owned(),
@@ -180,6 +182,15 @@ impl Config {
             notifications,
         })
     }
+}
+
+/// Errors sorted by position (those of environment variables first).
+fn in_file_order(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by_key(|e| match e.origin {
+        Origin::File { position, .. } => position.unwrap_or_default(),
+        Origin::Env(_) => (0, 0),
+    });
+    ConfigErrors(errors)
 }
 
 /// Deserialises YAML, turning parser errors into a [`ConfigError`] with position and key path.

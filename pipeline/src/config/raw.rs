@@ -1,4 +1,5 @@
-//! The shape of pipeline.yaml as written, with the source position of every value.
+//! The shape of pipeline.yaml as written, with the source position of every value. Unknown
+//! keys are ignored here and reported, all of them, by [`super::keys`].
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -7,7 +8,6 @@ use serde_saphyr::Spanned;
 pub type At<T> = Spanned<T>;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub transport: Option<At<String>>,
@@ -26,7 +26,6 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub name: At<String>,
     /// Read as a number so that `1.5` and `-1` get a message about intervals, not about types.
@@ -36,7 +35,6 @@ pub struct RawSource {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSink {
     pub name: At<String>,
     #[serde(default)]
@@ -47,7 +45,6 @@ pub struct RawSink {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawBatch {
     #[serde(default)]
     pub max_events: Option<At<u64>>,
@@ -63,7 +60,6 @@ pub struct RawBatch {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawNotifications {
     #[serde(default)]
     pub exchanges: Option<At<Vec<At<String>>>>,
@@ -80,7 +76,6 @@ pub struct RawNotifications {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawCoordination {
     pub backend_url: At<String>,
     #[serde(default)]
@@ -94,7 +89,6 @@ pub struct RawCoordination {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSpool {
     #[serde(default)]
     pub dir: Option<At<String>>,
