@@ -133,7 +133,10 @@ impl Outbox {
             let mut samples = samples.into_iter().peekable();
             std::iter::from_fn(move || {
                 samples.peek()?;
-                Some((p, samples.by_ref().take(self.batch).collect::<Vec<Sample>>()))
+                Some((
+                    p,
+                    samples.by_ref().take(self.batch).collect::<Vec<Sample>>(),
+                ))
             })
         });
         for (partition, chunk) in chunks {

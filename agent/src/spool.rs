@@ -223,7 +223,11 @@ fn read(path: &Path) -> Result<Outgoing, Result<&'static str, io::Error>> {
     let (Some(routing), Some(key)) = (parts.next(), parts.next()) else {
         return Err(Ok("bad framing"));
     };
-    let partition = if fields == 4 { parts.next() } else { Some(&b""[..]) };
+    let partition = if fields == 4 {
+        parts.next()
+    } else {
+        Some(&b""[..])
+    };
     let (Some(partition), Some(payload)) = (partition, parts.next()) else {
         return Err(Ok("bad framing"));
     };

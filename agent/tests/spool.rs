@@ -99,7 +99,13 @@ fn an_entry_of_the_format_before_partitions_is_still_read() {
     std::fs::write(dir.path().join(format!("{:020}.env", 0)), file).expect("write");
     let mut spool = Spool::open(dir.path(), 1_000_000).expect("open");
     let old = spool.front(1).pop().expect("one").expect("readable");
-    assert_eq!((old.routing_key.as_str(), old.key.as_str()), ("samples.compute", "host-a"));
+    assert_eq!(
+        (old.routing_key.as_str(), old.key.as_str()),
+        ("samples.compute", "host-a")
+    );
     assert_eq!(old.partition, None, "sent to the partition of its host");
-    assert_eq!(old.partition_in(16), Some(hb_bus::partition::of("host-a", 16)));
+    assert_eq!(
+        old.partition_in(16),
+        Some(hb_bus::partition::of("host-a", 16))
+    );
 }

@@ -74,11 +74,15 @@ pub fn fixed(assignment: Assignment) -> Assigned {
 /// Messages of each partition handed out and not acknowledged yet, shared by a consumer and
 /// its acker: a partition is released only once it has none.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct InFlight(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Partition, usize>>>);
+pub(crate) struct InFlight(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Partition, usize>>>,
+);
 
 impl InFlight {
     fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Partition, usize>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A message of `partition` was handed out.

@@ -80,7 +80,12 @@ pub fn follow(
     );
     let heartbeat = config.heartbeat;
     let coordinator = Arc::new(Coordinator::in_space(config, SPACE, member)?);
-    tracing::info!(group = coordinator.group(), member = coordinator.member(), partitions, "joining the collectors' group");
+    tracing::info!(
+        group = coordinator.group(),
+        member = coordinator.member(),
+        partitions,
+        "joining the collectors' group"
+    );
     let (tx, rx) = watch::channel(Assignment::Only(BTreeSet::new()));
     tokio::spawn({
         let coordinator = Arc::clone(&coordinator);

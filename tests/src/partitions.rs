@@ -55,7 +55,10 @@ fn gather(nodes: &[&Node], file: &str) -> Vec<(Sample, usize)> {
 fn points(nodes: &[&Node], file: &str) -> HashMap<(String, i64), f64> {
     let mut out: HashMap<(String, i64), f64> = HashMap::new();
     for (s, _) in gather(nodes, file) {
-        let key = (s.resource_id.clone(), s.timestamp.timestamp_nanos_opt().unwrap_or(0));
+        let key = (
+            s.resource_id.clone(),
+            s.timestamp.timestamp_nanos_opt().unwrap_or(0),
+        );
         if let Some(before) = out.insert(key.clone(), s.volume()) {
             assert!(
                 (before - s.volume()).abs() <= 1e-9 * before.abs().max(1.0),
@@ -115,7 +118,9 @@ pub fn delta_and_rate_across_moves(kind: Kind) {
         &["--polling-namespaces", "test", "--namespaces-dir", "ns"],
     );
     let raw_lines = |n: &Node| n.samples_in("raw.jsonl").0.len();
-    let shared = wait_until(Duration::from_secs(60), || raw_lines(&a) > 0 && raw_lines(&b) > 0);
+    let shared = wait_until(Duration::from_secs(60), || {
+        raw_lines(&a) > 0 && raw_lines(&b) > 0
+    });
     std::thread::sleep(Duration::from_secs(8));
     a.kill9();
     let mut c = Node::collector_with(&yaml);
@@ -141,7 +146,10 @@ pub fn delta_and_rate_across_moves(kind: Kind) {
     let delivered = sum(&agent.log(), "cycle done", "delivered") as usize;
     let mut series: BTreeMap<String, Vec<(Sample, usize)>> = BTreeMap::new();
     for (s, writer) in raw {
-        series.entry(s.resource_id.clone()).or_default().push((s, writer));
+        series
+            .entry(s.resource_id.clone())
+            .or_default()
+            .push((s, writer));
     }
     let deltas = points(&nodes, "delta.jsonl");
     let rates = points(&nodes, "rate.jsonl");
@@ -158,7 +166,10 @@ pub fn delta_and_rate_across_moves(kind: Kind) {
             pairs += 1;
             let expected = next.volume() - prev.volume();
             true_total += expected;
-            let key = (resource.clone(), next.timestamp.timestamp_nanos_opt().unwrap_or(0));
+            let key = (
+                resource.clone(),
+                next.timestamp.timestamp_nanos_opt().unwrap_or(0),
+            );
             match deltas.get(&key) {
                 Some(d) => {
                     used += 1;
@@ -201,14 +212,26 @@ pub fn delta_and_rate_across_moves(kind: Kind) {
         series.len(),
         used,
     );
-    assert_eq!(series.len(), 24, "every counter reached a collector\n{logs}");
+    assert_eq!(
+        series.len(),
+        24,
+        "every counter reached a collector\n{logs}"
+    );
     assert_eq!(
         series.values().map(Vec::len).sum::<usize>(),
         delivered,
         "every sample the broker confirmed was written once\n{logs}"
     );
-    assert_eq!(used, deltas.len(), "no delta without its pair of raw samples\n{logs}");
-    assert_eq!(matched_rates, rates.len(), "no rate without its pair of raw samples\n{logs}");
+    assert_eq!(
+        used,
+        deltas.len(),
+        "no delta without its pair of raw samples\n{logs}"
+    );
+    assert_eq!(
+        matched_rates,
+        rates.len(),
+        "no rate without its pair of raw samples\n{logs}"
+    );
     assert!(
         (delta_total + lost_total - true_total).abs() <= 1e-6 * true_total,
         "{kind:?}: deltas {delta_total} + lost {lost_total} != {true_total}"

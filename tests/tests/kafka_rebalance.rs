@@ -41,7 +41,12 @@ async fn a_revocation_waiting_for_the_sinks_does_not_stop_the_runtime() {
     for i in 0..MESSAGES {
         let payload = format!("message {i}").into_bytes();
         producer
-            .send(&Outgoing::samples("test", &format!("host-{i}"), (i % 3) as u32, payload))
+            .send(&Outgoing::samples(
+                "test",
+                &format!("host-{i}"),
+                (i % 3) as u32,
+                payload,
+            ))
             .await
             .expect("sent");
     }

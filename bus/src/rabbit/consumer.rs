@@ -117,14 +117,21 @@ impl Consumer {
     /// Opens the newly assigned partitions, gives up those no longer assigned, and closes
     /// those given up whose messages are all acknowledged.
     async fn follow(&mut self) -> Result<(), BusError> {
-        let wanted = self.assigned.borrow_and_update().within(self.spec.common.partitions);
+        let wanted = self
+            .assigned
+            .borrow_and_update()
+            .within(self.spec.common.partitions);
         for p in &wanted {
             if let Some(part) = self.parts.get_mut(p) {
                 // Assigned again before it was closed: keep it.
                 part.releasing = false;
                 continue;
             }
-            let channel = self.connection.create_channel().await.map_err(unreachable)?;
+            let channel = self
+                .connection
+                .create_channel()
+                .await
+                .map_err(unreachable)?;
             qos(&channel, &self.spec).await?;
             let queue = self.spec.common.partition_name(*p);
             let deliveries = consume(&channel, &queue).await?;
@@ -141,7 +148,11 @@ impl Consumer {
         for (p, part) in &mut self.parts {
             if !wanted.contains(p) && !part.releasing {
                 part.releasing = true;
-                tracing::info!(partition = p, in_flight = self.in_flight.of(*p), "giving up partition once its messages are acknowledged");
+                tracing::info!(
+                    partition = p,
+                    in_flight = self.in_flight.of(*p),
+                    "giving up partition once its messages are acknowledged"
+                );
             }
         }
         let done: Vec<Partition> = self
@@ -154,7 +165,10 @@ impl Consumer {
             if let Some(part) = self.parts.remove(&p) {
                 // Closing the channel returns what it still holds (deliveries taken while
                 // giving up) to the queue, in order, for the next consumer.
-                let _ = part.channel.close(200, "partition handed over".into()).await;
+                let _ = part
+                    .channel
+                    .close(200, "partition handed over".into())
+                    .await;
             }
             self.streams.remove(&Source::Partition(p));
             self.in_flight.clear(p);
@@ -289,7 +303,10 @@ impl Consumer {
 
     pub(crate) async fn close(self) {
         for part in self.parts.values() {
-            let _ = part.channel.close(200, "hb-collector stopping".into()).await;
+            let _ = part
+                .channel
+                .close(200, "hb-collector stopping".into())
+                .await;
         }
         let _ = self
             .channel

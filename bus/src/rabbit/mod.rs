@@ -210,9 +210,15 @@ impl Producer {
     pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
         let channel = self.channel().await?;
         // An envelope spooled before partitions existed says `samples.<namespace>`.
-        let routing_key = match (message.partition, message.partition_in(self.spec.common.partitions)) {
+        let routing_key = match (
+            message.partition,
+            message.partition_in(self.spec.common.partitions),
+        ) {
             (None, Some(p)) => {
-                let rest = message.routing_key.strip_prefix("samples.").unwrap_or("unknown");
+                let rest = message
+                    .routing_key
+                    .strip_prefix("samples.")
+                    .unwrap_or("unknown");
                 format!("samples.{p}.{rest}")
             }
             _ => message.routing_key.clone(),

@@ -206,7 +206,11 @@ impl Consumer {
                 part.releasing = false;
                 continue;
             }
-            if self.asked.get(&p).is_some_and(|at| at.elapsed() < RETRY_LEASE) {
+            if self
+                .asked
+                .get(&p)
+                .is_some_and(|at| at.elapsed() < RETRY_LEASE)
+            {
                 continue;
             }
             let key = self.lease_key(p);
@@ -229,7 +233,11 @@ impl Consumer {
         for (p, part) in &mut self.parts {
             if !wanted.contains(p) && !part.releasing {
                 part.releasing = true;
-                tracing::info!(partition = p, in_flight = self.in_flight.of(*p), "giving up partition once its entries are acknowledged");
+                tracing::info!(
+                    partition = p,
+                    in_flight = self.in_flight.of(*p),
+                    "giving up partition once its entries are acknowledged"
+                );
             }
         }
         let done: Vec<Partition> = self
@@ -431,7 +439,10 @@ impl Consumer {
             c.query_async(connection).await.map_err(unreachable)?;
         let mut out = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
-            let partition = streams.iter().find(|(s, _)| *s == key.key).and_then(|s| s.1);
+            let partition = streams
+                .iter()
+                .find(|(s, _)| *s == key.key)
+                .and_then(|s| s.1);
             let topic = match partition {
                 Some(_) => Topic::Samples,
                 None => self

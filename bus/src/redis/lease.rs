@@ -132,7 +132,12 @@ fn script(body: &str, key: &str, name: &str, ttl_ms: u64) -> redis::Cmd {
 
 /// Renews every held lease every third of `ttl`; a lease found held by another, or not
 /// renewed for `ttl`, is lost.
-async fn keep(mut commands: MultiplexedConnection, name: String, ttl: Duration, held: Arc<Mutex<Held>>) {
+async fn keep(
+    mut commands: MultiplexedConnection,
+    name: String,
+    ttl: Duration,
+    held: Arc<Mutex<Held>>,
+) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -143,9 +148,10 @@ async fn keep(mut commands: MultiplexedConnection, name: String, ttl: Duration, 
             .map(|(p, (key, _))| (*p, key.clone()))
             .collect();
         for (p, key) in leases {
-            let renewed: Result<i64, RedisError> = script(RENEW, &key, &name, ttl.as_millis() as u64)
-                .query_async(&mut commands)
-                .await;
+            let renewed: Result<i64, RedisError> =
+                script(RENEW, &key, &name, ttl.as_millis() as u64)
+                    .query_async(&mut commands)
+                    .await;
             let mut h = lock(&held);
             match renewed {
                 Ok(1) => {
