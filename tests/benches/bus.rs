@@ -85,6 +85,7 @@ async fn hb(url: &str, messages: &[Outgoing]) -> f64 {
             let secret = Secret::new(SECRET);
             let _ = hb_collector::consume::run(
                 &transport,
+                None,
                 &pipeline,
                 Some(&secret),
                 None,
