@@ -102,6 +102,33 @@ impl InFlight {
         self.map().get(&partition).copied().unwrap_or(0)
     }
 
+    /// Marks the partitions of `parts` not in `wanted` as given up (through `releasing`, the
+    /// flag of a consumed partition) and returns those given up whose messages are all
+    /// acknowledged: ready to be released.
+    pub(crate) fn give_up<T>(
+        &self,
+        parts: &mut std::collections::BTreeMap<Partition, T>,
+        wanted: &BTreeSet<Partition>,
+        releasing: impl Fn(&mut T) -> &mut bool,
+    ) -> Vec<Partition> {
+        let mut ready = Vec::new();
+        for (p, part) in parts.iter_mut() {
+            let flag = releasing(part);
+            if !wanted.contains(p) && !*flag {
+                *flag = true;
+                tracing::info!(
+                    partition = p,
+                    in_flight = self.of(*p),
+                    "giving up partition once its messages are acknowledged"
+                );
+            }
+            if *flag && self.of(*p) == 0 {
+                ready.push(*p);
+            }
+        }
+        ready
+    }
+
     /// Forgets `partition` (its messages will never be acknowledged here).
     pub(crate) fn clear(&self, partition: Partition) {
         self.map().remove(&partition);

@@ -145,22 +145,9 @@ impl Consumer {
             );
             tracing::info!(partition = p, queue = %queue, "consuming partition (active once no other collector is)");
         }
-        for (p, part) in &mut self.parts {
-            if !wanted.contains(p) && !part.releasing {
-                part.releasing = true;
-                tracing::info!(
-                    partition = p,
-                    in_flight = self.in_flight.of(*p),
-                    "giving up partition once its messages are acknowledged"
-                );
-            }
-        }
-        let done: Vec<Partition> = self
-            .parts
-            .iter()
-            .filter(|(p, part)| part.releasing && self.in_flight.of(**p) == 0)
-            .map(|(p, _)| *p)
-            .collect();
+        let done = self
+            .in_flight
+            .give_up(&mut self.parts, &wanted, |part| &mut part.releasing);
         for p in done {
             if let Some(part) = self.parts.remove(&p) {
                 // Closing the channel returns what it still holds (deliveries taken while

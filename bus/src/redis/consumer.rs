@@ -230,22 +230,9 @@ impl Consumer {
                 self.asked.insert(p, Instant::now());
             }
         }
-        for (p, part) in &mut self.parts {
-            if !wanted.contains(p) && !part.releasing {
-                part.releasing = true;
-                tracing::info!(
-                    partition = p,
-                    in_flight = self.in_flight.of(*p),
-                    "giving up partition once its entries are acknowledged"
-                );
-            }
-        }
-        let done: Vec<Partition> = self
-            .parts
-            .iter()
-            .filter(|(p, part)| part.releasing && self.in_flight.of(**p) == 0)
-            .map(|(p, _)| *p)
-            .collect();
+        let done = self
+            .in_flight
+            .give_up(&mut self.parts, &wanted, |part| &mut part.releasing);
         for p in done {
             let key = self.lease_key(p);
             self.leases.release(&mut self.commands, &key, p).await?;
