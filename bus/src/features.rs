@@ -41,10 +41,7 @@ impl NotInBuild {
     }
 
     /// The refusal for `transport`, which is not built in.
-    #[cfg_attr(
-        all(feature = "rabbit", feature = "kafka", feature = "redis"),
-        allow(dead_code)
-    )]
+    #[cfg(not(all(feature = "rabbit", feature = "kafka", feature = "redis")))]
     pub(crate) fn of(transport: &Transport) -> Self {
         let f = feature(transport).unwrap_or("memory");
         Self {
