@@ -199,3 +199,48 @@ fn sighup_is_logged_and_ignored_and_sigterm_still_flushes_everything() {
         "flushed at SIGTERM"
     );
 }
+
+#[test]
+fn a_transport_left_out_of_the_build_is_refused_by_name() {
+    // Meaningful in a reduced build, e.g. `cargo test -p hb-agent --no-default-features
+    // --features redis`; in the default build every transport is in and nothing is refused.
+    let dir = support::workdir();
+    for (feature, url) in [
+        ("rabbit", "amqp://guest:guest@127.0.0.1:1/"),
+        ("kafka", "kafka://127.0.0.1:1"),
+        ("redis", "redis://127.0.0.1:1/0"),
+    ] {
+        if hb_bus::features::BUILT_WITH.contains(&feature) {
+            continue;
+        }
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            format!("transport: \"{url}\"\nsources:\n  - {{name: host, interval: 10, meters: [\"*\"], sinks: [local]}}\nsinks:\n  - {{name: local, publishers: [\"file://out.jsonl\"]}}\n"),
+        )
+        .expect("write");
+        let out = run(dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{feature}");
+        let built = hb_bus::features::BUILT_WITH.join(", ");
+        let built = if built.is_empty() {
+            "no bus transport, memory:// only".to_owned()
+        } else {
+            built
+        };
+        assert_eq!(
+            text(&out.stderr).trim(),
+            format!(
+                "hb-polling: pipeline.yaml:1:12: transport: transport `{feature}://` is not in this build (built with: {built}); rebuild with `--features {feature}`"
+            )
+        );
+        let out = hb(dir.path(), &[])
+            .env("HB_TRANSPORT", url)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{feature}");
+        assert!(
+            text(&out.stderr).contains(&format!("transport `{feature}://` is not in this build")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -24,18 +24,33 @@
 //! - [`error`]: [`BusError`], retryable or permanent.
 //! - `rabbit`, `kafka`, `redis`: one module per broker, each with its producer and consumer.
 #![warn(missing_docs)]
+// A build without some transports leaves their message tokens (and, without any, the whole
+// bus) unused; the default build keeps every lint.
+#![cfg_attr(
+    not(all(feature = "rabbit", feature = "kafka", feature = "redis")),
+    allow(dead_code)
+)]
+#![cfg_attr(
+    not(any(feature = "rabbit", feature = "kafka", feature = "redis")),
+    allow(unused_variables)
+)]
 
 pub mod error;
+pub mod features;
+#[cfg(feature = "kafka")]
 mod kafka;
 pub mod message;
 pub mod notifications;
 mod options;
 pub mod partition;
+#[cfg(feature = "rabbit")]
 mod rabbit;
+#[cfg(feature = "redis")]
 mod redis;
 pub mod spec;
 
 pub use error::BusError;
+pub use features::NotInBuild;
 pub use message::{Outgoing, Received, Topic};
 pub use notifications::NotificationSources;
 pub use partition::{Assigned, Assignment, Partition};
@@ -43,27 +58,37 @@ pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Transport, TransportErr
 
 /// Publishes to the bus of a [`Transport`].
 pub enum Producer {
+    #[cfg(feature = "rabbit")]
     /// RabbitMQ.
     Rabbit(rabbit::Producer),
+    #[cfg(feature = "kafka")]
     /// Kafka.
     Kafka(kafka::Producer),
+    #[cfg(feature = "redis")]
     /// Redis Streams.
     Redis(redis::Producer),
 }
 
 /// Consumes from the bus of a [`Transport`] as one member of the collectors' group.
 pub enum Consumer {
+    #[cfg(feature = "rabbit")]
     /// RabbitMQ.
     Rabbit(rabbit::Consumer),
+    #[cfg(feature = "kafka")]
     /// Kafka.
     Kafka(kafka::Consumer),
+    #[cfg(feature = "redis")]
     /// Redis Streams.
     Redis(redis::Consumer),
 }
 
 /// The machine's host name (default consumer and member names).
 pub fn host_name() -> String {
-    redis::host_name()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// `memory://` has no bus.
@@ -81,9 +106,14 @@ impl Producer {
     pub fn new(transport: &Transport) -> Result<Self, BusError> {
         match transport {
             Transport::Memory => Err(no_bus()),
+            #[cfg(feature = "rabbit")]
             Transport::Rabbit(spec) => Ok(Self::Rabbit(rabbit::Producer::new(spec))),
+            #[cfg(feature = "kafka")]
             Transport::Kafka(spec) => kafka::Producer::new(spec).map(Self::Kafka),
+            #[cfg(feature = "redis")]
             Transport::Redis(spec) => redis::Producer::new(spec).map(Self::Redis),
+            #[cfg(not(all(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            other => Err(features::NotInBuild::of(other).into()),
         }
     }
 
@@ -99,9 +129,14 @@ impl Producer {
             });
         }
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(p) => p.send(message).await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(p) => p.send(message).await,
+            #[cfg(feature = "redis")]
             Self::Redis(p) => p.send(message).await,
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
@@ -112,18 +147,28 @@ impl Producer {
 
     fn transport(&self) -> &'static str {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(_) => "rabbit",
+            #[cfg(feature = "kafka")]
             Self::Kafka(_) => "kafka",
+            #[cfg(feature = "redis")]
             Self::Redis(_) => "redis",
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
     /// Waits for outstanding sends and closes connections.
     pub async fn close(&self) {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(p) => p.close().await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(p) => p.close().await,
+            #[cfg(feature = "redis")]
             Self::Redis(_) => {}
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 }
@@ -131,10 +176,13 @@ impl Producer {
 /// Acknowledges a [`Consumer`]'s messages independently of receiving (cheap to clone).
 #[derive(Clone)]
 pub enum Acker {
+    #[cfg(feature = "rabbit")]
     /// `basic.ack` on the consumer's channel.
     Rabbit(rabbit::Acker),
+    #[cfg(feature = "kafka")]
     /// Offset commits of the contiguous watermark.
     Kafka(kafka::Acker),
+    #[cfg(feature = "redis")]
     /// `XACK`.
     Redis(redis::Acker),
 }
@@ -143,9 +191,14 @@ impl Acker {
     /// Acknowledges messages: they will not be delivered again.
     pub async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(a) => a.ack(messages).await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(a) => a.ack(messages),
+            #[cfg(feature = "redis")]
             Self::Redis(a) => a.ack(messages).await,
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 }
@@ -197,6 +250,10 @@ impl Consumer {
     ///
     /// A partition no longer assigned is given up once every message of it handed out is
     /// acknowledged, then reported by [`released`](Self::released).
+    #[cfg_attr(
+        not(any(feature = "rabbit", feature = "redis")),
+        allow(unused_variables)
+    )]
     pub async fn connect_assigned(
         transport: &Transport,
         notifications: Option<&NotificationSources>,
@@ -205,13 +262,18 @@ impl Consumer {
         let n = notifications;
         match transport {
             Transport::Memory => Err(no_bus()),
+            #[cfg(feature = "rabbit")]
             Transport::Rabbit(spec) => rabbit::Consumer::connect(spec, n, assigned)
                 .await
                 .map(Self::Rabbit),
+            #[cfg(feature = "kafka")]
             Transport::Kafka(spec) => kafka::Consumer::connect(spec, n).await.map(Self::Kafka),
+            #[cfg(feature = "redis")]
             Transport::Redis(spec) => redis::Consumer::connect(spec, n, assigned)
                 .await
                 .map(Self::Redis),
+            #[cfg(not(all(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            other => Err(features::NotInBuild::of(other).into()),
         }
     }
 
@@ -220,9 +282,14 @@ impl Consumer {
     /// processed by another collector, so the transformer state kept for them is stale.
     pub fn released(&mut self) -> Vec<Partition> {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(c) => c.released(),
+            #[cfg(feature = "kafka")]
             Self::Kafka(c) => c.released(),
+            #[cfg(feature = "redis")]
             Self::Redis(c) => c.released(),
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
@@ -230,9 +297,14 @@ impl Consumer {
     /// (possibly none). Every message returned must later be passed to [`ack`](Self::ack).
     pub async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(c) => c.recv(max).await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(c) => c.recv(max).await,
+            #[cfg(feature = "redis")]
             Self::Redis(c) => c.recv(max).await,
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
@@ -245,9 +317,14 @@ impl Consumer {
     /// receiving.
     pub fn acker(&self) -> Acker {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(c) => Acker::Rabbit(c.acker()),
+            #[cfg(feature = "kafka")]
             Self::Kafka(c) => Acker::Kafka(c.acker()),
+            #[cfg(feature = "redis")]
             Self::Redis(c) => Acker::Redis(c.acker()),
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
@@ -255,17 +332,25 @@ impl Consumer {
     /// ack); notifications go to the same destination as hb's envelopes.
     pub async fn dead_letter(&mut self, message: &Received, reason: &str) -> Result<(), BusError> {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(c) => c.dead_letter(message, reason).await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(c) => c.dead_letter(message, reason).await,
+            #[cfg(feature = "redis")]
             Self::Redis(c) => c.dead_letter(message, reason).await,
+            #[cfg(not(any(feature = "rabbit", feature = "kafka", feature = "redis")))]
+            _ => unreachable!("no transport is built in, so there is none of these"),
         }
     }
 
     /// Commits what was acknowledged and leaves the group.
     pub async fn close(self) {
         match self {
+            #[cfg(feature = "rabbit")]
             Self::Rabbit(c) => c.close().await,
+            #[cfg(feature = "kafka")]
             Self::Kafka(c) => c.close(),
+            #[cfg(feature = "redis")]
             Self::Redis(c) => c.close().await,
         }
     }

@@ -74,6 +74,7 @@ pub struct Received {
 /// Transport-specific acknowledgement handle.
 #[derive(Debug, Clone)]
 pub(crate) enum Token {
+    #[cfg(feature = "rabbit")]
     Rabbit {
         tag: u64,
         /// The channel it was delivered on (each samples partition has its own).

@@ -159,7 +159,7 @@ pub enum TransportError {
 }
 
 const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions";
-const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, partitions, group, replication, linger_ms, \
+const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
                              compression, session_timeout_ms, timeout_ms, tls";
 const REDIS_OPTIONS: &str = "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, claim_idle_ms, lease_ms";
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];

@@ -11,7 +11,8 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{RedisError, Value, cmd};
 
 use super::lease::Leases;
-use super::{RESPONSE, TRANSPORT, client, connect, host_name, unreachable, xadd};
+use super::{RESPONSE, TRANSPORT, client, connect, unreachable, xadd};
+use crate::host_name;
 use crate::message::Token;
 use crate::partition::InFlight;
 use crate::{Assigned, BusError, NotificationSources, Partition, Received, RedisSpec, Topic};

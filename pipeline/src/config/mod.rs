@@ -226,6 +226,13 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A transport URL parsed, and refused if this build left its transport out (hb-bus features).
+fn parse_built_in(url: &str) -> Result<Transport, String> {
+    let transport = Transport::parse(url).map_err(|e| e.to_string())?;
+    hb_bus::NotInBuild::check(&transport).map_err(|e| e.to_string())?;
+    Ok(transport)
+}
+
 /// `sources[0].interval.value` → `sources[0].interval` (drops the span wrapper's field).
 fn key_path(path: &str) -> String {
     let key = path.replace(".value", "");
@@ -255,20 +262,20 @@ impl Validator<'_> {
         env: &impl Fn(&str) -> Option<String>,
     ) -> Option<Transport> {
         if let Some(url) = env("HB_TRANSPORT") {
-            return Transport::parse(&url)
+            return parse_built_in(&url)
                 .map_err(|e| {
                     let origin = Origin::Env("HB_TRANSPORT".into());
                     self.errors.push(ConfigError {
                         origin,
                         key: String::new(),
-                        message: e.to_string(),
+                        message: e,
                     })
                 })
                 .ok();
         }
         let url = file?;
-        Transport::parse(&url.value)
-            .map_err(|e| self.refuse(url, "transport", e.to_string()))
+        parse_built_in(&url.value)
+            .map_err(|e| self.refuse(url, "transport", e))
             .ok()
     }
 
