@@ -150,6 +150,23 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_given_up_is_ready_once_its_messages_are_acknowledged() {
+        let in_flight = InFlight::default();
+        let mut parts: std::collections::BTreeMap<Partition, bool> =
+            [(1, false), (2, false)].into();
+        in_flight.out(1);
+        in_flight.out(1);
+        let wanted = BTreeSet::from([2]);
+        assert!(in_flight.give_up(&mut parts, &wanted, |r| r).is_empty());
+        assert!(parts[&1], "1 is given up, 2 is kept");
+        assert!(!parts[&2]);
+        in_flight.done(1);
+        assert!(in_flight.give_up(&mut parts, &wanted, |r| r).is_empty());
+        in_flight.done(1);
+        assert_eq!(in_flight.give_up(&mut parts, &wanted, |r| r), [1]);
+    }
+
+    #[test]
     fn an_assignment_lists_what_it_has() {
         let only = Assignment::Only(BTreeSet::from([1, 3]));
         assert!(only.has(3) && !only.has(2));

@@ -101,8 +101,9 @@ pub async fn run(
                 last_report = Instant::now();
             }
             worker.acks.reap();
-            // At most `prefetch` messages unacknowledged, on every transport (RabbitMQ also
-            // enforces it with basic.qos): this bounds memory and redeliveries after a crash.
+            // At most `prefetch` messages handed out and unacknowledged, on every transport
+            // (RabbitMQ's basic.qos also bounds each consumed queue to `prefetch`): this bounds
+            // memory and redeliveries after a crash.
             let room = match window.clone().acquire_many_owned(1).await {
                 Ok(permit) => {
                     drop(permit);
@@ -145,6 +146,9 @@ pub async fn run(
                 let mut acks = worker.acks;
                 acks.tasks.abort_all();
                 acks.drain().await;
+                // Let go of the broker now, not after the backoff: its partitions (RabbitMQ's
+                // active consumer, Redis leases) go to the others meanwhile.
+                consumer.close().await;
                 // What was not acknowledged goes back to the broker, possibly to another
                 // collector: nothing kept of any partition can be trusted any more.
                 let all: Vec<Partition> = (0..partitions).collect();

@@ -64,6 +64,13 @@ pub fn follow(
     shutdown: &CancellationToken,
 ) -> Result<Assigned, hb_coordination::CoordinationError> {
     let partitions = transport.common().map_or(1, |c| c.partitions);
+    if matches!(transport, Transport::Kafka(_)) {
+        tracing::info!(
+            partitions,
+            "kafka: the consumer group assigns the partitions (coordination: is not used)"
+        );
+        return Ok(partition::fixed(Assignment::All));
+    }
     let Some(config) = backend(transport, configured) else {
         tracing::info!(
             partitions,

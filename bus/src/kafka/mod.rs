@@ -135,7 +135,8 @@ pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<
         return Err(setup(
             &format!("topic `{samples}`"),
             format!(
-                "it has {n} partitions and the transport says partitions={partitions}: set                  partitions={n} on every agent and collector, or recreate the topic"
+                "it has {n} partitions and the transport says partitions={partitions}: set \
+                 partitions={n} on every agent and collector, or recreate the topic"
             ),
         ));
     }

@@ -62,6 +62,10 @@ struct Part {
     /// Given up: nothing more of it is handed out; its channel closes once what was handed
     /// out is acknowledged.
     releasing: bool,
+    /// Deliveries taken while giving up and left unacknowledged: only closing the channel
+    /// gives them back, so a part that has some is closed even if it is wanted again (and
+    /// opened anew after).
+    dropped: usize,
 }
 
 /// The collector's consumer of heartbeats, notifications and its assigned partitions.
@@ -123,8 +127,11 @@ impl Consumer {
             .within(self.spec.common.partitions);
         for p in &wanted {
             if let Some(part) = self.parts.get_mut(p) {
-                // Assigned again before it was closed: keep it.
-                part.releasing = false;
+                // Assigned again before it was closed: keep it, unless it left deliveries
+                // unacknowledged (then it closes, and is opened again at the next call).
+                if part.dropped == 0 {
+                    part.releasing = false;
+                }
                 continue;
             }
             let channel = self
@@ -141,6 +148,7 @@ impl Consumer {
                 Part {
                     channel,
                     releasing: false,
+                    dropped: 0,
                 },
             );
             tracing::info!(partition = p, queue = %queue, "consuming partition (active once no other collector is)");
@@ -236,13 +244,14 @@ impl Consumer {
 
     /// The message of a delivery; `None` for one of a partition being given up (left
     /// unacknowledged, it goes back to the queue when the partition's channel closes).
-    fn received(&self, source: Source, delivery: lapin::message::Delivery) -> Option<Received> {
+    fn received(&mut self, source: Source, delivery: lapin::message::Delivery) -> Option<Received> {
         let tag = delivery.delivery_tag;
         let (topic, partition, queue, channel) = match source {
             Source::Shared(topic) => (topic, None, self.spec.common.name(topic), &self.channel),
             Source::Partition(p) => {
-                let part = self.parts.get(&p)?;
+                let part = self.parts.get_mut(&p)?;
                 if part.releasing {
+                    part.dropped += 1;
                     return None;
                 }
                 self.in_flight.out(p);

@@ -209,19 +209,22 @@ impl Producer {
 
     pub(crate) async fn send(&self, message: &Outgoing) -> Result<(), BusError> {
         let channel = self.channel().await?;
-        // An envelope spooled before partitions existed says `samples.<namespace>`.
-        let routing_key = match (
-            message.partition,
-            message.partition_in(self.spec.common.partitions),
-        ) {
-            (None, Some(p)) => {
+        // The routing key is made again from the partition on this bus: an envelope spooled
+        // before partitions existed says `samples.<namespace>`, one spooled with another
+        // `partitions` may name a partition that has no queue any more.
+        let routing_key = match message.partition_in(self.spec.common.partitions) {
+            Some(p) => {
                 let rest = message
                     .routing_key
                     .strip_prefix("samples.")
                     .unwrap_or("unknown");
-                format!("samples.{p}.{rest}")
+                let namespace = match message.partition {
+                    Some(old) => rest.strip_prefix(&format!("{old}.")).unwrap_or(rest),
+                    None => rest,
+                };
+                format!("samples.{p}.{namespace}")
             }
-            _ => message.routing_key.clone(),
+            None => message.routing_key.clone(),
         };
         publish(
             &channel,

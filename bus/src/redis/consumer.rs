@@ -155,7 +155,7 @@ impl Consumer {
             .consumer
             .clone()
             .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-        let leases = Leases::start(commands.clone(), name.clone(), spec.lease);
+        let leases = Leases::start(commands.clone(), &name, spec.lease);
         let mut consumer = Self {
             spec: spec.clone(),
             name,
@@ -194,8 +194,9 @@ impl Consumer {
             if self.parts.remove(&p).is_some() {
                 self.forget_held(p);
                 self.released.push(p);
+                // Its count stays: the partition is not taken again here before the entries
+                // still in the sinks are acknowledged.
                 tracing::warn!(partition = p, in_flight = self.in_flight.of(p), consumer = %self.name, "lease of partition lost (not renewed in time); another collector may take it over, with the entries still in the sinks here");
-                self.in_flight.clear(p);
             }
         }
         let wanted = self
@@ -246,6 +247,15 @@ impl Consumer {
         Ok(())
     }
 
+    /// True when entries of `partition` may be handed out: it is held, not being given up, and
+    /// its lease was renewed recently enough that no other collector can have it.
+    fn readable(&self, partition: Partition) -> bool {
+        self.parts
+            .get(&partition)
+            .is_some_and(|part| !part.releasing)
+            && self.leases.fresh(partition)
+    }
+
     /// Drops the held entries of `partition`: still pending under this consumer's name, they
     /// go to the partition's next holder.
     fn forget_held(&mut self, partition: Partition) {
@@ -256,12 +266,28 @@ impl Consumer {
     pub(crate) async fn recv(&mut self, max: usize) -> Result<Vec<Received>, BusError> {
         self.follow().await?;
         let max = max.max(1);
-        if self.held.is_empty() {
+        let ready = |c: &Self| {
+            c.held
+                .iter()
+                .any(|m| m.partition.is_none_or(|p| c.readable(p)))
+        };
+        if !ready(self) {
             let read = self.fetch(max).await?;
             self.held.extend(read);
         }
-        let n = self.held.len().min(max);
-        let out: Vec<Received> = self.held.drain(..n).collect();
+        // Entries of a partition being given up stay held (pending in Redis under this
+        // consumer's name) and go to its next holder.
+        let mut out = Vec::new();
+        let mut kept = VecDeque::new();
+        while let Some(m) = self.held.pop_front() {
+            let readable = m.partition.is_none_or(|p| self.readable(p));
+            if readable && out.len() < max {
+                out.push(m);
+            } else {
+                kept.push_back(m);
+            }
+        }
+        self.held = kept;
         for m in &out {
             if let Some(p) = m.partition {
                 self.in_flight.out(p);
@@ -304,7 +330,7 @@ impl Consumer {
         let taking_over: Vec<Partition> = self
             .parts
             .iter()
-            .filter(|(_, part)| part.claim.is_some() && !part.releasing)
+            .filter(|(p, part)| part.claim.is_some() && self.readable(**p))
             .map(|(p, _)| *p)
             .collect();
         let mut out = Vec::new();
@@ -353,6 +379,15 @@ impl Consumer {
                         .map(|e| received(topic, None, &stream, e)),
                 );
             }
+            let held: Vec<Partition> = self
+                .parts
+                .iter()
+                .filter(|(p, part)| part.claim.is_none() && self.readable(**p))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in held {
+                out.extend(self.strays(p, max).await?);
+            }
             if !out.is_empty() {
                 return Ok(out);
             }
@@ -366,12 +401,54 @@ impl Consumer {
         streams.extend(
             self.parts
                 .iter()
-                .filter(|(_, part)| part.claim.is_none() && !part.releasing)
+                .filter(|(p, part)| part.claim.is_none() && self.readable(**p))
                 .map(|(p, part)| (part.stream.clone(), Some(*p))),
         );
         let new = vec![">".to_owned(); streams.len()];
         let block = self.spec.block.as_millis() as u64;
         self.read(max, &streams, &new, Some(block)).await
+    }
+
+    /// Entries of a held partition left pending by another consumer for longer than the lease
+    /// (a previous holder that read them while its lease ran out): taken over with `XCLAIM`.
+    /// This consumer's own pending entries are in its sinks and are left alone.
+    async fn strays(&mut self, p: Partition, max: usize) -> Result<Vec<Received>, BusError> {
+        let stream = self.spec.common.partition_name(p);
+        let idle = self.spec.lease.as_millis() as u64;
+        let pending: Vec<(String, String, u64, u64)> = cmd("XPENDING")
+            .arg(&stream)
+            .arg(&self.spec.group)
+            .arg("IDLE")
+            .arg(idle)
+            .arg("-")
+            .arg("+")
+            .arg(max)
+            .query_async(&mut self.commands)
+            .await
+            .map_err(unreachable)?;
+        let ids: Vec<String> = pending
+            .into_iter()
+            .filter(|(_, consumer, _, _)| *consumer != self.name)
+            .map(|(id, ..)| id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claimed: redis::streams::StreamClaimReply = cmd("XCLAIM")
+            .arg(&stream)
+            .arg(&self.spec.group)
+            .arg(&self.name)
+            .arg(idle)
+            .arg(&ids)
+            .query_async(&mut self.commands)
+            .await
+            .map_err(unreachable)?;
+        tracing::info!(partition = p, entries = claimed.ids.len(), consumer = %self.name, "took over entries a previous holder of the partition left pending");
+        Ok(claimed
+            .ids
+            .into_iter()
+            .map(|e| received(Topic::Samples, Some(p), &stream, e))
+            .collect())
     }
 
     /// `XAUTOCLAIM` of entries of `stream` pending at least `idle_ms`, from `cursor`.
@@ -479,13 +556,16 @@ impl Consumer {
     }
 
     /// Releases every lease (what is still pending goes to the next holder).
-    pub(crate) async fn close(mut self) {
+    /// Releases every lease, all at once and for at most [`RESPONSE`] in all (an unreachable
+    /// Redis lets them expire instead).
+    pub(crate) async fn close(self) {
         self.leases.stop();
-        let held: Vec<Partition> = self.parts.keys().copied().collect();
-        for p in held {
-            let key = self.lease_key(p);
-            let _ = self.leases.release(&mut self.commands, &key, p).await;
-        }
+        let releases = self.parts.keys().map(|&p| {
+            let (key, mut commands) = (self.lease_key(p), self.commands.clone());
+            let leases = &self.leases;
+            async move { leases.release(&mut commands, &key, p).await }
+        });
+        let _ = tokio::time::timeout(RESPONSE, futures_util::future::join_all(releases)).await;
     }
 }
 

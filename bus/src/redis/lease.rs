@@ -42,8 +42,13 @@ fn lock(held: &Mutex<Held>) -> MutexGuard<'_, Held> {
 }
 
 impl Leases {
-    /// Starts renewing, on `commands`, the leases of consumer `name`.
-    pub(super) fn start(commands: MultiplexedConnection, name: String, ttl: Duration) -> Self {
+    /// Starts renewing, on `commands`, the leases of consumer `consumer`. The value of its
+    /// keys is the consumer's name and a random token of this process: two collectors given
+    /// the same `consumer=` (or host name and pid, in containers) never both hold a lease.
+    pub(super) fn start(commands: MultiplexedConnection, consumer: &str, ttl: Duration) -> Self {
+        use std::hash::BuildHasher;
+        let token = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        let name = format!("{consumer}#{token:016x}");
         let held: Arc<Mutex<Held>> = Arc::default();
         let keeper = tokio::spawn(keep(commands, name.clone(), ttl, Arc::clone(&held)));
         Self {
@@ -54,8 +59,7 @@ impl Leases {
         }
     }
 
-    /// Takes the lease `key` of `partition` if it is free (or still ours from a previous
-    /// life under the same name).
+    /// Takes the lease `key` of `partition` if it is free (or already ours).
     pub(super) async fn acquire(
         &self,
         commands: &mut MultiplexedConnection,
@@ -63,6 +67,8 @@ impl Leases {
         partition: Partition,
     ) -> Result<bool, BusError> {
         let ttl = self.ttl.as_millis() as u64;
+        // Timed from before asking: the key cannot live longer than that.
+        let sent = Instant::now();
         let set: Option<String> = cmd("SET")
             .arg(key)
             .arg(&self.name)
@@ -84,8 +90,7 @@ impl Leases {
         };
         if taken {
             let mut held = lock(&self.held);
-            held.leases
-                .insert(partition, (key.to_owned(), Instant::now()));
+            held.leases.insert(partition, (key.to_owned(), sent));
             held.lost.remove(&partition);
         }
         Ok(taken)
@@ -105,6 +110,15 @@ impl Leases {
             .await
             .map_err(unreachable)?;
         Ok(())
+    }
+
+    /// True while the lease of `partition` is held and was renewed (or taken) less than two
+    /// thirds of its time to live ago: reading is safe, since nobody else can have it yet.
+    pub(super) fn fresh(&self, partition: Partition) -> bool {
+        lock(&self.held)
+            .leases
+            .get(&partition)
+            .is_some_and(|(_, at)| at.elapsed() < self.ttl * 2 / 3)
     }
 
     /// Partitions whose lease was lost since the last call.
@@ -130,10 +144,11 @@ fn script(body: &str, key: &str, name: &str, ttl_ms: u64) -> redis::Cmd {
     c
 }
 
-/// Renews every held lease every third of `ttl`; a lease found held by another, or not
-/// renewed for `ttl`, is lost.
+/// Renews every held lease every third of `ttl`, all at once, each renewal timed from before
+/// it was sent and given a third of `ttl`; a lease found held by another, or not renewed for
+/// `ttl`, is lost.
 async fn keep(
-    mut commands: MultiplexedConnection,
+    commands: MultiplexedConnection,
     name: String,
     ttl: Duration,
     held: Arc<Mutex<Held>>,
@@ -147,16 +162,29 @@ async fn keep(
             .iter()
             .map(|(p, (key, _))| (*p, key.clone()))
             .collect();
-        for (p, key) in leases {
-            let renewed: Result<i64, RedisError> =
-                script(RENEW, &key, &name, ttl.as_millis() as u64)
-                    .query_async(&mut commands)
-                    .await;
-            let mut h = lock(&held);
+        let sent = Instant::now();
+        let renewals = leases.iter().map(|(_, key)| {
+            let mut commands = commands.clone();
+            let renew = script(RENEW, key, &name, ttl.as_millis() as u64);
+            async move {
+                let reply: Result<i64, RedisError> =
+                    match tokio::time::timeout(ttl / 3, renew.query_async(&mut commands)).await {
+                        Ok(reply) => reply,
+                        Err(_) => Err(RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "lease renewal timed out",
+                        ))),
+                    };
+                reply
+            }
+        });
+        let replies = futures_util::future::join_all(renewals).await;
+        let mut h = lock(&held);
+        for ((p, _), renewed) in leases.into_iter().zip(replies) {
             match renewed {
                 Ok(1) => {
                     if let Some(lease) = h.leases.get_mut(&p) {
-                        lease.1 = Instant::now();
+                        lease.1 = sent;
                     }
                 }
                 Ok(_) => {

@@ -203,6 +203,52 @@ fn chain_flush_passes_flushed_samples_through_the_rest() {
 }
 
 #[test]
+fn forgetting_a_resource_restarts_its_series_and_publishes_its_aggregates() {
+    let of = |resource: &str, v: f64, secs: i64| {
+        Sample::new("c", SampleType::Cumulative, "B", v, resource, at(secs)).expect("sample")
+    };
+    let mut deltas = Chain::new(&[config("delta", json!({}))]).expect("valid chain");
+    assert!(
+        deltas
+            .process(vec![of("a", 1.0, 0), of("b", 10.0, 0)])
+            .is_empty()
+    );
+    assert!(deltas.forget(&|r: &str| r == "a").is_empty());
+    // `a` starts afresh (its next sample only primes it); `b` goes on.
+    let out = deltas.process(vec![of("a", 5.0, 10), of("b", 30.0, 10)]);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].resource_id, "b");
+    assert_close(out[0].volume(), 20.0, "b's delta");
+    let out = deltas.process(vec![of("a", 6.0, 20)]);
+    assert_close(out[0].volume(), 1.0, "a's delta from its new first sample");
+
+    let mut aggregate = Chain::new(&[
+        config("aggregator", json!({"size": 100})),
+        config(
+            "unit_conversion",
+            json!({"target": {"unit": "KB", "scale": 0.5}}),
+        ),
+    ])
+    .expect("valid chain");
+    assert!(
+        aggregate
+            .process(vec![of("a", 4.0, 0), of("b", 8.0, 0)])
+            .is_empty()
+    );
+    let out = aggregate.forget(&|r: &str| r == "a");
+    assert_eq!(
+        out.len(),
+        1,
+        "a's group published now, through the rest of the chain"
+    );
+    assert_eq!(
+        (out[0].resource_id.as_str(), out[0].unit.as_str()),
+        ("a", "KB")
+    );
+    assert_close(out[0].volume(), 2.0, "a's last value, scaled");
+}
+
+#[test]
 fn empty_chain_passes_samples_through() {
     let mut chain = Chain::new(&[]).expect("empty is fine");
     assert!(chain.is_empty());
