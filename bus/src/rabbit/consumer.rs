@@ -228,13 +228,12 @@ impl Consumer {
                 return Poll::Pending;
             }
             let start = turn % n;
-            let (first, then): (Vec<_>, Vec<_>) = streams
-                .iter_mut()
-                .enumerate()
-                .partition(|(i, _)| *i >= start);
-            for (_, (source, stream)) in first.into_iter().chain(then) {
-                if let Poll::Ready(item) = stream.poll_next_unpin(cx) {
-                    return Poll::Ready((*source, item.flatten()));
+            // From `start` to the end, then from the beginning to `start`.
+            for (from, to) in [(start, n), (0, start)] {
+                for (source, stream) in streams.iter_mut().skip(from).take(to - from) {
+                    if let Poll::Ready(item) = stream.poll_next_unpin(cx) {
+                        return Poll::Ready((*source, item.flatten()));
+                    }
                 }
             }
             Poll::Pending

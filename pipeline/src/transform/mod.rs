@@ -293,25 +293,24 @@ impl Chain {
     /// Forgets, in every transformer, the resources `stale` selects; what one emits (an
     /// aggregator's groups) goes through the transformers after it before they forget.
     pub fn forget(&mut self, stale: &dyn Fn(&str) -> bool) -> Vec<Sample> {
-        self.0.iter_mut().fold(Vec::new(), |carried, t| {
-            let mut out = Vec::with_capacity(carried.len());
-            for s in carried {
-                t.handle(s, &mut out);
-            }
-            t.forget(stale, &mut out);
-            out
-        })
+        self.cascade(|t, out| t.forget(stale, out))
     }
 
     /// Flushes every transformer in order; what transformer `i` flushes goes through the
     /// transformers after it (before they flush themselves).
     pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Sample> {
+        self.cascade(|t, out| t.flush(now, out))
+    }
+
+    /// Runs `emit` on every transformer in order, after passing it what the transformers
+    /// before it emitted.
+    fn cascade(&mut self, mut emit: impl FnMut(&mut Transformer, &mut Vec<Sample>)) -> Vec<Sample> {
         self.0.iter_mut().fold(Vec::new(), |carried, t| {
             let mut out = Vec::with_capacity(carried.len());
             for s in carried {
                 t.handle(s, &mut out);
             }
-            t.flush(now, &mut out);
+            emit(t, &mut out);
             out
         })
     }
