@@ -115,7 +115,7 @@ fn real_plugins_report_their_status_and_performance_data() {
     command: [{load}, -w, "1000,1000,1000", -c, "2000,2000,2000"]
     metadata: {{team: ops}}
   - name: disk
-    command: [{disk}, -w, "0%", -c, "0%", -p, /]
+    command: [{disk}, -w, "0", -c, "0", -u, bytes, -p, /]
     resource_id: root-fs
   - name: procs
     command: [{procs}, -w, "100000", -c, "200000"]
@@ -175,7 +175,10 @@ fn real_plugins_report_their_status_and_performance_data() {
     one(&samples, "load.load15");
 
     // check_disk: bytes used on / (unit B), its size as the maximum, on the given resource.
-    assert_eq!(status("disk").0, 0.0);
+    // Thresholds in bytes, not percent: a percentage rounds down to 0 % on a nearly full disk
+    // and check_disk then reports CRITICAL even with "-c 0%".
+    let (code, _, output) = status("disk");
+    assert_eq!(code, 0.0, "{output}");
     let root = one(&samples, "disk./");
     assert_eq!(
         (root["unit"].as_str(), root["resource_id"].as_str()),
