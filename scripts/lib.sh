@@ -3,7 +3,8 @@
 #   . "$(dirname "$0")/lib.sh"
 #   apt_install PKG...      install the packages (all at once), as root; nothing when no PKG
 #   install_build_deps      what building hb needs beside Rust (the bundled librdkafka's C
-#                           build): a C and C++ compiler, make, pkg-config, the OpenSSL headers
+#                           build, and the OpenSSL it links in, built from source by openssl-src):
+#                           a C and C++ compiler, make, pkg-config, perl with IPC::Cmd
 #
 # Installing needs root: the scripts run apt-get directly when they are root, through sudo
 # otherwise (sudo then asks for a password unless it is configured not to). A fresh machine
@@ -52,6 +53,6 @@ install_build_deps() {
     command -v g++ >/dev/null || missing+=(g++)
     command -v make >/dev/null || missing+=(make)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
-    [ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+    perl -MIPC::Cmd -e 1 2>/dev/null || missing+=(perl)   # OpenSSL's Configure
     apt_install "${missing[@]}"
 }
