@@ -88,6 +88,10 @@ pub(crate) fn base(spec: &KafkaSpec) -> ClientConfig {
     config.set("bootstrap.servers", &spec.brokers);
     if spec.tls {
         config.set("security.protocol", "ssl");
+        // The OpenSSL linked in (rdkafka's `ssl-vendored`) looks for CA certificates under its
+        // own build prefix, not the system's: librdkafka's probe finds the system's store
+        // (/etc/ssl/certs, /etc/pki/tls, ...).
+        config.set("ssl.ca.location", "probe");
     }
     config
 }
