@@ -32,11 +32,7 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Host pollsters (`/proc`, `/sys`, statvfs) run on these threads, each of which costs
-        // its stack and a malloc arena (with 32, a compute cycle started 10 of them: 170 kB);
-        // a pollster that hangs holds one until it returns (never more: it is not started
-        // again meanwhile), so only four hanging at once would leave the others to time out.
-        .max_blocking_threads(4)
+        .max_blocking_threads(32)
         .build()
     {
         Ok(rt) => rt,
