@@ -239,3 +239,31 @@ sinks:
         );
     }
 }
+
+#[tokio::test]
+async fn stateful_sinks_of_a_meter_are_those_it_reaches_with_a_transformer_keeping_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(
+        dir.path(),
+        r#"
+sources:
+  - {name: cpu, interval: 10, meters: ["cpu"], sinks: [delta, plain, units]}
+  - {name: volume, interval: 10, meters: ["volume.*"], sinks: [plain, rate]}
+sinks:
+  - {name: delta, transformers: [{name: delta}], publishers: ["file://delta.jsonl"]}
+  - name: rate
+    transformers:
+      - {name: rate_of_change, parameters: {target: {name: volume.rate, unit: B/s, type: gauge}}}
+    publishers: ["file://rate.jsonl"]
+  - {name: plain, publishers: ["file://plain.jsonl"]}
+  - name: units
+    transformers:
+      - {name: unit_conversion, parameters: {target: {unit: KB, scale: 0.0009765625}}}
+    publishers: ["file://units.jsonl"]
+"#,
+    );
+    // unit_conversion keeps nothing between samples; delta and rate_of_change do.
+    assert_eq!(p.stateful_sinks_of("cpu"), ["delta"]);
+    assert_eq!(p.stateful_sinks_of("volume.size"), ["rate"]);
+    assert!(p.stateful_sinks_of("memory.usage").is_empty());
+}
