@@ -250,6 +250,16 @@ impl Consumer {
 
     /// True when entries of `partition` may be handed out: it is held, not being given up, and
     /// its lease was renewed recently enough that no other collector can have it.
+    /// The readable partitions that are being taken over (`claiming`: their previous holder's
+    /// pending entries are still to claim) or not.
+    fn readable_where(&self, claiming: bool) -> Vec<Partition> {
+        self.parts
+            .iter()
+            .filter(|(p, part)| part.claim.is_some() == claiming && self.readable(**p))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     fn readable(&self, partition: Partition) -> bool {
         self.parts
             .get(&partition)

@@ -44,12 +44,7 @@ impl Consumer {
                 return Ok(own);
             }
         }
-        let taking_over: Vec<Partition> = self
-            .parts
-            .iter()
-            .filter(|(p, part)| part.claim.is_some() && self.readable(**p))
-            .map(|(p, _)| *p)
-            .collect();
+        let taking_over = self.readable_where(true);
         let mut out = Vec::new();
         for p in taking_over {
             let (stream, cursor) = match self.parts.get(&p) {
@@ -96,12 +91,7 @@ impl Consumer {
                         .map(|e| received(topic, None, &stream, e)),
                 );
             }
-            let held: Vec<Partition> = self
-                .parts
-                .iter()
-                .filter(|(p, part)| part.claim.is_none() && self.readable(**p))
-                .map(|(p, _)| *p)
-                .collect();
+            let held = self.readable_where(false);
             for p in held {
                 out.extend(self.strays(p, max).await?);
             }
