@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hb_bus::{BusError, Outgoing, Partition, Producer, Transport};
+use hb_bus::{Backoff, BusError, Outgoing, Partition, Producer, Transport};
 use hb_pipeline::SpoolConfig;
 use hb_sample::{Envelope, Heartbeat, PollsterState, Sample, Secret};
 use tokio::sync::Notify;
@@ -17,8 +17,9 @@ use crate::spool::{Spool, SpoolError};
 
 /// Spool entries sent together when replaying.
 const REPLAY_WINDOW: usize = 64;
-/// Longest wait between two replay attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First and longest wait between two replay attempts (jittered: agents that spooled through
+/// one broker restart do not all replay at the same instant).
+const REPLAY_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
 /// The agent's side of the bus.
 pub struct Outbox {
@@ -249,7 +250,7 @@ impl Outbox {
     /// Replays the spool in order whenever it holds something, backing off while the broker
     /// stays away, until `shutdown`.
     pub async fn replay(&self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(REPLAY_BACKOFF.0, REPLAY_BACKOFF.1);
         loop {
             if self.spool().is_empty() {
                 tokio::select! {
@@ -260,7 +261,7 @@ impl Outbox {
             let replayed = self.replay_window().await;
             let wait = match replayed {
                 Ok(()) => {
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                     if self.spool().is_empty() && self.spooling.swap(false, Ordering::Relaxed) {
                         tracing::info!(
                             replayed = self.stats.replayed.load(Ordering::Relaxed),
@@ -270,11 +271,7 @@ impl Outbox {
                     }
                     continue;
                 }
-                Err(()) => {
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    wait
-                }
+                Err(()) => backoff.next(None),
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -302,12 +299,7 @@ impl Outbox {
         }
         let results = self.producer.send_all(&messages).await;
         let confirmed = results.iter().take_while(|r| r.is_ok()).count();
-        {
-            let mut spool = self.spool();
-            for _ in 0..confirmed {
-                spool.pop_front();
-            }
-        }
+        self.spool().pop_front(confirmed);
         self.stats
             .replayed
             .fetch_add(confirmed as u64, Ordering::Relaxed);

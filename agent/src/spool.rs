@@ -1,7 +1,9 @@
 //! The on-disk spool: envelopes the broker did not confirm, kept in order until it does.
 //!
 //! One file per envelope, `<dir>/<index:020>.env`, written to a `.tmp` file, synced, then
-//! renamed, so a crash never leaves a half-written entry under a final name. A file holds
+//! renamed, and the directory synced after the rename and after every deletion, so that
+//! after a power cut an entry counted as spooled is there and one the broker confirmed does
+//! not come back. A file holds
 //!
 //! ```text
 //! "HBSPOOL2" | crc32 of body (u32 LE) | body length (u32 LE) | body
@@ -13,7 +15,9 @@
 //!
 //! The spool is bounded by `max_bytes`: pushing past it deletes the oldest entries and
 //! counts them. An entry whose checksum or framing is wrong is renamed to `*.corrupt`,
-//! reported, and skipped. Entries left by a previous run are replayed first.
+//! reported, and skipped; `.corrupt` files count toward `max_bytes` too, and are the first
+//! to go (oldest first) when the spool needs room. Entries left by a previous run are
+//! replayed first.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -33,6 +37,8 @@ pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     entries: VecDeque<Entry>,
+    /// `.corrupt` files (index, size), oldest first; their bytes are in `bytes`.
+    corrupt: VecDeque<Entry>,
     bytes: u64,
     next: u64,
 }
@@ -72,7 +78,7 @@ impl Spool {
             source,
         };
         fs::create_dir_all(dir).map_err(io)?;
-        let mut entries = Vec::new();
+        let (mut entries, mut corrupt) = (Vec::new(), Vec::new());
         for item in fs::read_dir(dir).map_err(io)? {
             let item = item.map_err(io)?;
             let name = item.file_name();
@@ -82,17 +88,35 @@ impl Spool {
             } else if let Some(index) = name.strip_suffix(".env").and_then(|n| n.parse().ok()) {
                 let size = item.metadata().map_err(io)?.len();
                 entries.push(Entry { index, size });
+            } else if let Some(index) = name
+                .strip_suffix(".env.corrupt")
+                .and_then(|n| n.parse().ok())
+            {
+                let size = item.metadata().map_err(io)?.len();
+                corrupt.push(Entry { index, size });
             }
         }
         entries.sort_by_key(|e| e.index);
-        let next = entries.last().map_or(0, |e| e.index + 1);
-        Ok(Self {
+        corrupt.sort_by_key(|e| e.index);
+        let next = entries
+            .iter()
+            .chain(&corrupt)
+            .map(|e| e.index + 1)
+            .max()
+            .unwrap_or(0);
+        let mut spool = Self {
             dir: dir.to_owned(),
             max_bytes,
-            bytes: entries.iter().map(|e| e.size).sum(),
+            bytes: entries.iter().chain(&corrupt).map(|e| e.size).sum(),
             entries: entries.into(),
+            corrupt: corrupt.into(),
             next,
-        })
+        };
+        if spool.bytes > spool.max_bytes {
+            spool.make_room();
+            spool.sync_dir();
+        }
+        Ok(spool)
     }
 
     /// Entries waiting.
@@ -146,12 +170,43 @@ impl Spool {
         self.next += 1;
         self.entries.push_back(Entry { index, size });
         self.bytes += size;
+        let dropped = self.make_room();
+        // The rename (and any deletion) reach the disk before the entry counts as spooled.
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| SpoolError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+        Ok(dropped)
+    }
+
+    /// Deletes `.corrupt` files, then the oldest entries, until the spool is within its
+    /// bound; returns how many entries were dropped. The caller syncs the directory.
+    fn make_room(&mut self) -> usize {
+        while self.bytes > self.max_bytes
+            && let Some(entry) = self.corrupt.pop_front()
+        {
+            let path = self.path(entry.index).with_extension("env.corrupt");
+            if let Err(error) = fs::remove_file(&path) {
+                tracing::error!(path = %path.display(), %error, "cannot delete a corrupt spool entry");
+            }
+            self.bytes -= entry.size;
+        }
         let mut dropped = 0;
-        while self.bytes > self.max_bytes {
-            self.pop_front();
+        while self.bytes > self.max_bytes && !self.entries.is_empty() {
+            self.remove_front();
             dropped += 1;
         }
-        Ok(dropped)
+        dropped
+    }
+
+    /// Makes renames and deletions in the directory durable; a failure is logged (the
+    /// entries themselves are synced, so at worst one comes back after a power cut).
+    fn sync_dir(&self) {
+        if let Err(error) = fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            tracing::error!(dir = %self.dir.display(), %error, "cannot sync the spool directory");
+        }
     }
 
     /// Reads up to `n` of the oldest entries. A corrupt entry is moved aside and reported in
@@ -172,9 +227,13 @@ impl Spool {
                     break;
                 }
                 Err(Ok(reason)) => {
-                    let _ = fs::rename(&path, path.with_extension("env.corrupt"));
-                    self.bytes -= entry.size;
                     let _ = self.entries.remove(i);
+                    if fs::rename(&path, path.with_extension("env.corrupt")).is_ok() {
+                        self.corrupt.push_back(entry);
+                    } else {
+                        self.bytes -= entry.size;
+                    }
+                    self.sync_dir();
                     out.push(Err(SpoolError::Corrupt { path, reason }));
                 }
             }
@@ -182,8 +241,17 @@ impl Spool {
         out
     }
 
-    /// Deletes the oldest entry (after the broker confirmed it, or to make room).
-    pub fn pop_front(&mut self) {
+    /// Deletes the `n` oldest entries (the broker confirmed them), durably.
+    pub fn pop_front(&mut self, n: usize) {
+        for _ in 0..n {
+            self.remove_front();
+        }
+        if n > 0 {
+            self.sync_dir();
+        }
+    }
+
+    fn remove_front(&mut self) {
         if let Some(entry) = self.entries.pop_front() {
             let path = self.path(entry.index);
             if let Err(error) = fs::remove_file(&path) {

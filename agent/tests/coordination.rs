@@ -356,7 +356,7 @@ impl Relay {
 
 fn config(url: &str, group: &str) -> Coordination {
     Coordination {
-        backend_url: url.to_owned(),
+        backend_url: hb_bus::SecretUrl::new(url),
         group: group.to_owned(),
         heartbeat: Duration::from_millis(200),
         timeout: Duration::from_millis(600),

@@ -22,6 +22,8 @@
 //! - [`notifications`]: [`NotificationSources`], where notifications come from.
 //! - [`partition`]: the partition of a sample, and the [`Assignment`] a collector consumes.
 //! - [`error`]: [`BusError`], retryable or permanent.
+//! - [`secret_url`]: [`SecretUrl`], a URL whose password no message shows.
+//! - [`backoff`]: [`Backoff`], the one retry delay of hb (consumers, sinks, spool replay).
 //! - `rabbit`, `kafka`, `redis`: one module per broker, each with its producer and consumer.
 #![warn(missing_docs)]
 // A build without some transports leaves their message tokens (and, without any, the whole
@@ -35,6 +37,7 @@
     allow(unused_variables)
 )]
 
+pub mod backoff;
 pub mod error;
 pub mod features;
 #[cfg(feature = "kafka")]
@@ -47,13 +50,16 @@ pub mod partition;
 mod rabbit;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod secret_url;
 pub mod spec;
 
+pub use backoff::Backoff;
 pub use error::BusError;
 pub use features::NotInBuild;
 pub use message::{Outgoing, Received, Topic};
 pub use notifications::NotificationSources;
 pub use partition::{Assigned, Assignment, Partition};
+pub use secret_url::SecretUrl;
 pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Transport, TransportError};
 
 /// Publishes to the bus of a [`Transport`].

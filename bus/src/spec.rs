@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::options::Options;
+use crate::secret_url::{SecretUrl, redact};
 
 /// Schemes this build understands, for error messages.
 pub const AVAILABLE: &str =
@@ -52,7 +53,7 @@ pub struct Common {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RabbitSpec {
     /// The AMQP URI lapin connects to (`amqp://` or `amqps://`), without hb's options.
-    pub uri: String,
+    pub uri: SecretUrl,
     /// The topic exchange envelopes are published to.
     pub exchange: String,
     /// Shared options.
@@ -89,7 +90,7 @@ pub struct KafkaSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSpec {
     /// The URL the redis crate connects to, without hb's options.
-    pub url: String,
+    pub url: SecretUrl,
     /// Approximate maximum length of each stream (`XADD MAXLEN ~`).
     pub maxlen: usize,
     /// Consumer group of the collectors.
@@ -111,7 +112,7 @@ pub struct RedisSpec {
 /// Why a transport URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    /// No `scheme://`.
+    /// No `scheme://` (the text is shown with any password redacted).
     #[error("`{0}` is not a transport URL (expected scheme://..., available: {AVAILABLE})")]
     NotAUrl(String),
     /// A scheme this build does not serve.
@@ -168,7 +169,7 @@ impl Transport {
     /// Parses a transport URL and all of its options.
     pub fn parse(url: &str) -> Result<Self, TransportError> {
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(TransportError::NotAUrl(url.to_owned()));
+            return Err(TransportError::NotAUrl(shorten(&redact(url))));
         };
         let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
         match scheme {
@@ -216,31 +217,28 @@ fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, Tran
 }
 
 /// Parses `user:pass@host:port/path` with the `url` crate, for validation and redaction.
-fn address(scheme: &'static str, address: &str) -> Result<(url::Url, String), TransportError> {
+fn address(scheme: &'static str, address: &str) -> Result<(url::Url, SecretUrl), TransportError> {
     let bad = |reason: String| TransportError::Address { scheme, reason };
     let parsed =
         url::Url::parse(&format!("{scheme}://{address}")).map_err(|e| bad(e.to_string()))?;
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("a host is needed".to_owned()));
     }
-    let mut shown = parsed.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    Ok((parsed, shown.to_string()))
+    let secret = SecretUrl::new(parsed.to_string());
+    Ok((parsed, secret))
 }
 
 fn rabbit(scheme: &str, addr: &str, query: &str) -> Result<RabbitSpec, TransportError> {
     let scheme: &'static str = if scheme == "amqps" { "amqps" } else { "amqp" };
-    let (url, shown) = address(scheme, addr)?;
+    let (_, uri) = address(scheme, addr)?;
     let mut o = Options::parse("rabbit", query, RABBIT_OPTIONS)?;
     let exchange = o.string("exchange", "hb")?;
     let common = common(&mut o, "hb.", 100)?;
     Ok(RabbitSpec {
-        uri: url.to_string(),
+        shown: with_query(uri.to_string(), query),
+        uri,
         exchange,
         common,
-        shown: with_query(shown, query),
     })
 }
 
@@ -252,6 +250,13 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
     let addr = addr.trim_end_matches('/');
     if addr.is_empty() {
         return Err(bad("at least one host:port is needed".to_owned()));
+    }
+    if addr.contains('@') {
+        let reason = format!(
+            "`{}` carries credentials, which kafka:// does not take in the address",
+            shorten(&redact(&format!("kafka://{addr}")))
+        );
+        return Err(bad(reason));
     }
     for broker in addr.split(',') {
         let ok = broker
@@ -295,7 +300,7 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
     } else {
         "redis"
     };
-    let (url, shown) = address(scheme, addr)?;
+    let (url, secret) = address(scheme, addr)?;
     let db = url.path().trim_start_matches('/');
     if !db.is_empty() && db.parse::<u32>().is_err() {
         return Err(TransportError::Address {
@@ -315,7 +320,8 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
     let lease = Duration::from_millis(o.number("lease_ms", 5_000, 300, 600_000)?);
     let common = common(&mut o, "hb:", 100)?;
     Ok(RedisSpec {
-        url: url.to_string(),
+        shown: with_query(secret.to_string(), query),
+        url: secret,
         maxlen,
         group,
         consumer,
@@ -323,8 +329,15 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
         claim_idle,
         lease,
         common,
-        shown: with_query(shown, query),
     })
+}
+
+/// At most 200 characters of a refused value, for the message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+    }
 }
 
 fn with_query(shown: String, query: &str) -> String {

@@ -11,7 +11,7 @@ fn rabbit_defaults_and_names() {
     else {
         panic!("rabbit");
     };
-    assert_eq!(spec.uri, "amqp://guest:guest@127.0.0.1:5672/%2f");
+    assert_eq!(spec.uri.expose(), "amqp://guest:guest@127.0.0.1:5672/%2f");
     assert_eq!(spec.exchange, "hb");
     assert_eq!((spec.common.batch, spec.common.prefetch), (100, 100));
     assert_eq!(spec.common.name(Topic::Samples), "hb.samples");
@@ -85,5 +85,34 @@ fn refusals_name_the_option_and_the_valid_choices() {
     for (url, expected) in cases {
         let err = Transport::parse(url).expect_err(url);
         assert_eq!(err.to_string(), expected, "{url}");
+    }
+}
+
+#[test]
+fn no_debug_or_display_output_shows_a_password() {
+    for url in [
+        "amqp://guest:S3CRETPW@127.0.0.1:5672/%2f",
+        "amqps://guest:S3CRETPW@mq/prod?exchange=x",
+        "redis://:S3CRETPW@127.0.0.1:6379/0",
+        "rediss://user:S3CRETPW@127.0.0.1:6380/0?prefix=p",
+    ] {
+        let transport = Transport::parse(url).expect(url);
+        let shown = format!("{transport} {transport:?} {:?}", Some(transport.clone()));
+        assert!(!shown.contains("S3CRETPW"), "{shown}");
+        assert!(shown.contains(":***@"), "{shown}");
+    }
+}
+
+#[test]
+fn refusals_never_echo_a_password() {
+    for url in [
+        "rabbit:/guest:S3CRETPW@127.0.0.1:5672",
+        "redis:S3CRETPW@127.0.0.1",
+        "kafka://user:S3CRETPW@127.0.0.1:9092",
+        "kafka://k1:9092,user:S3CRETPW@k2:9092",
+    ] {
+        let error = Transport::parse(url).expect_err(url);
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("S3CRETPW"), "{shown}");
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hb_bus::{Acker, BusError, Consumer, Partition, Received, Topic, Transport};
+use hb_bus::{Acker, Backoff, BusError, Consumer, Partition, Received, Topic, Transport};
 use hb_pipeline::config::Coordination;
 use hb_pipeline::{Pipeline, Receipt};
 use hb_sample::{Body, Envelope, EnvelopeError, Secret, envelope::claimed_producer};
@@ -18,8 +18,9 @@ use crate::notify::Notifier;
 use crate::partitions;
 use crate::stats::{Stats, add};
 
-/// Longest wait between reconnection or publish attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts at writing one dead letter before the message is dropped (see
+/// [`Worker::dead_letter`]).
+const DEAD_LETTER_ATTEMPTS: u32 = 3;
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -56,19 +57,22 @@ pub async fn run(
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
+        // The delay is reset only by progress (a message acknowledged on the connection), not
+        // by connecting: a connection that breaks straight away again backs off all the same.
+        let acked_before = stats.acked.load(std::sync::atomic::Ordering::Relaxed);
         let sources = notifier.map(|n| &n.sources);
         let mut consumer = match Consumer::connect_assigned(transport, sources, assigned.clone())
             .await
         {
             Ok(consumer) => {
                 tracing::info!(transport = %transport, "consuming");
-                backoff.reset();
                 consumer
             }
             Err(error) if !error.is_retryable() => return Err(ConsumeError::Setup(error)),
             Err(error) => {
-                tracing::warn!(%error, retry_in_s = backoff.peek().as_secs(), "cannot consume; retrying");
-                backoff.wait(shutdown).await;
+                let wait = backoff.next(None);
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot consume; retrying");
+                sleep(wait, shutdown).await;
                 continue;
             }
         };
@@ -122,10 +126,8 @@ pub async fn run(
             let Ok(held) = window.clone().acquire_many_owned(taken).await else {
                 break Ok(());
             };
-            if !batch.is_empty()
-                && let Err(error) = worker.handle(batch, held).await
-            {
-                break Err(error);
+            if !batch.is_empty() {
+                worker.handle(batch, held).await;
             }
         };
         match result {
@@ -142,7 +144,11 @@ pub async fn run(
                 return Ok(());
             }
             Err(error) => {
-                tracing::warn!(%error, "lost the bus; unacknowledged messages will be redelivered");
+                if stats.acked.load(std::sync::atomic::Ordering::Relaxed) > acked_before {
+                    backoff.reset();
+                }
+                let wait = backoff.next(None);
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "lost the bus; unacknowledged messages will be redelivered");
                 let mut acks = worker.acks;
                 acks.tasks.abort_all();
                 acks.drain().await;
@@ -153,7 +159,7 @@ pub async fn run(
                 // collector: nothing kept of any partition can be trusted any more.
                 let all: Vec<Partition> = (0..partitions).collect();
                 partitions::forget(pipeline, partitions, &all);
-                backoff.wait(shutdown).await;
+                sleep(wait, shutdown).await;
             }
         }
     }
@@ -235,18 +241,13 @@ struct Worker<'a> {
 impl Worker<'_> {
     /// Decodes a batch and hands its samples to the pipeline (waiting while a sink is full);
     /// the batch is acknowledged once every sink published them.
-    async fn handle(
-        &mut self,
-        batch: Vec<Received>,
-        held: OwnedSemaphorePermit,
-    ) -> Result<(), BusError> {
+    async fn handle(&mut self, batch: Vec<Received>, held: OwnedSemaphorePermit) {
         add(&self.stats.messages, batch.len() as u64);
         let (ours, theirs): (Vec<_>, Vec<_>) =
             batch.iter().partition(|m| m.topic != Topic::Notifications);
-        let mut samples = self.decode(&ours).await?;
+        let mut samples = self.decode(&ours).await;
         let mut events = Vec::new();
-        self.notifications(&theirs, &mut samples, &mut events)
-            .await?;
+        self.notifications(&theirs, &mut samples, &mut events).await;
         let n = samples.len() as u64;
         let submitted = self.pipeline.submit(samples).await;
         add(&self.stats.samples, n);
@@ -255,7 +256,6 @@ impl Worker<'_> {
         add(&self.stats.unrouted_events, published.unrouted as u64);
         self.acks
             .after([submitted.receipt, published.receipt], batch, held);
-        Ok(())
     }
 
     fn report(&self) {
@@ -272,25 +272,24 @@ impl Worker<'_> {
         messages: &[&Received],
         samples: &mut Vec<hb_sample::Sample>,
         events: &mut Vec<hb_sample::Event>,
-    ) -> Result<(), BusError> {
+    ) {
         let Some(notifier) = self.notifier else {
-            return Ok(());
+            return;
         };
         for message in messages {
             match hb_notification::Notification::decode(&message.payload) {
                 Ok(n) => notifier.convert(&n, samples, events, self.stats),
                 Err(error) => {
                     let reason = format!("notification refused: {error}");
-                    self.dead_letter(message, reason).await?;
+                    self.dead_letter(message, reason).await;
                 }
             }
         }
-        Ok(())
     }
 
     /// The samples of every valid envelope; heartbeats are logged, refused envelopes counted
     /// and undecodable messages dead-lettered.
-    async fn decode(&mut self, batch: &[&Received]) -> Result<Vec<hb_sample::Sample>, BusError> {
+    async fn decode(&mut self, batch: &[&Received]) -> Vec<hb_sample::Sample> {
         let mut samples = Vec::new();
         for (message, decoded) in batch.iter().zip(decode_all(batch, self.secret).await) {
             match decoded {
@@ -299,10 +298,10 @@ impl Worker<'_> {
                     ..
                 }) => samples.extend(s),
                 Ok(envelope) => self.heartbeat(message.topic, &envelope),
-                Err(error) => self.refuse(message, error).await?,
+                Err(error) => self.refuse(message, error).await,
             }
         }
-        Ok(samples)
+        samples
     }
 
     fn heartbeat(&mut self, topic: Topic, envelope: &Envelope) {
@@ -332,7 +331,7 @@ impl Worker<'_> {
         }
     }
 
-    async fn refuse(&mut self, message: &Received, error: EnvelopeError) -> Result<(), BusError> {
+    async fn refuse(&mut self, message: &Received, error: EnvelopeError) {
         match error {
             EnvelopeError::MissingSignature | EnvelopeError::BadSignature => {
                 let total = add(&self.stats.refused, 1);
@@ -347,57 +346,61 @@ impl Worker<'_> {
                 );
             }
             EnvelopeError::Malformed(_) | EnvelopeError::UnsupportedVersion { .. } => {
-                self.dead_letter(message, error.to_string()).await?;
+                self.dead_letter(message, error.to_string()).await;
             }
         }
-        Ok(())
     }
 
     /// Sends an undecodable message to the dead-letter destination (it is acknowledged with
     /// its batch), counted and logged.
-    async fn dead_letter(&mut self, message: &Received, reason: String) -> Result<(), BusError> {
-        self.consumer.dead_letter(message, &reason).await?;
-        let total = add(&self.stats.dead_lettered, 1);
-        tracing::warn!(
+    ///
+    /// When the destination keeps refusing it ([`DEAD_LETTER_ATTEMPTS`] attempts, with
+    /// backoff) the message is acknowledged all the same and so dropped: counted in
+    /// `dead_letter_failures` and logged at error level with its id, size and both reasons.
+    /// Tearing the connection down instead would bring the same message back first, forever,
+    /// and nothing else would be consumed. If the bus itself is gone, the acknowledgement
+    /// fails too and the message is redelivered after the reconnection, as any other.
+    async fn dead_letter(&mut self, message: &Received, reason: String) {
+        let mut backoff = Backoff::default();
+        let mut attempt = 1;
+        let error = loop {
+            match self.consumer.dead_letter(message, &reason).await {
+                Ok(()) => {
+                    let total = add(&self.stats.dead_lettered, 1);
+                    tracing::warn!(
+                        message_id = %message.id,
+                        topic = message.topic.suffix(),
+                        %reason,
+                        dead_lettered_total = total,
+                        "undecodable message dead-lettered"
+                    );
+                    return;
+                }
+                Err(error) if attempt >= DEAD_LETTER_ATTEMPTS => break error,
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next(None)).await;
+                }
+            }
+        };
+        let total = add(&self.stats.dead_letter_failures, 1);
+        tracing::error!(
             message_id = %message.id,
             topic = message.topic.suffix(),
+            bytes = message.payload.len(),
             %reason,
-            dead_lettered_total = total,
-            "undecodable message dead-lettered"
+            dead_letter_error = %error,
+            attempts = DEAD_LETTER_ATTEMPTS,
+            dead_letter_failures_total = total,
+            "undecodable message could not be dead-lettered; dropped"
         );
-        Ok(())
     }
 }
 
-/// Exponential backoff with jitter, 200 ms to 30 s.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self(Duration::from_millis(200))
-    }
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        *self = Self::default();
-    }
-
-    fn peek(&self) -> Duration {
-        self.0
-    }
-
-    /// Sleeps the current delay (± 20 %), or until `shutdown`, then doubles it.
-    async fn wait(&mut self, shutdown: &CancellationToken) {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = 0.8 + 0.4 * f64::from(nanos % 1000) / 1000.0;
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = tokio::time::sleep(self.0.mul_f64(jitter)) => {}
-        }
-        self.0 = (self.0 * 2).min(MAX_BACKOFF);
+/// Sleeps `wait`, or until `shutdown`.
+async fn sleep(wait: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(wait) => {}
     }
 }

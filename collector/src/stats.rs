@@ -19,6 +19,8 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Undecodable messages sent to the dead-letter destination.
     pub dead_lettered: AtomicU64,
+    /// Undecodable messages dropped because the dead-letter destination refused them.
+    pub dead_letter_failures: AtomicU64,
     /// Notifications decoded (other services' messages).
     pub notifications: AtomicU64,
     /// Samples made from notifications (also counted in `samples`).
@@ -50,6 +52,7 @@ impl Stats {
             heartbeats = get(&self.heartbeats),
             refused = get(&self.refused),
             dead_lettered = get(&self.dead_lettered),
+            dead_letter_failures = get(&self.dead_letter_failures),
             notifications = get(&self.notifications),
             notification_samples = get(&self.notification_samples),
             events = get(&self.events),

@@ -38,7 +38,7 @@ fn validate_reports_every_error_with_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "hb-collector: p.yaml:2:25: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 0)\n\
+        "hb-collector: p.yaml:2:25: sources[0].interval: must be greater than 0 and at most 365 days (got 0)\n\
          hb-collector: p.yaml:2:51: sources[0].sinks[0]: unknown sink `b` (defined sinks: s)\n\
          hb-collector: p.yaml:4:28: sinks[0].publishers[0]: unknown option `rotate` for file:// (valid: max_bytes, backup_count)\n"
     );
@@ -130,7 +130,99 @@ fn validate_reports_unknown_keys_with_the_other_errors() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "hb-collector: p.yaml:2:15: sources[0].intervall: unknown field `intervall`, expected one of name, interval, meters, sinks\n\
-         hb-collector: p.yaml:2:40: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 0)\n\
+         hb-collector: p.yaml:2:40: sources[0].interval: must be greater than 0 and at most 365 days (got 0)\n\
          hb-collector: p.yaml:2:66: sources[0].sinks[0]: unknown sink `b` (defined sinks: s)\n"
+    );
+}
+
+/// `hb-collector ARGS` with `HB_TRANSPORT` set, in a directory with a minimal configuration.
+fn with_transport(transport: &str, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "sources:\n  - {name: a, interval: 10, meters: [\"*\"], sinks: [s]}\nsinks:\n  - {name: s, publishers: [\"file://x.jsonl\"]}\n",
+    )
+    .expect("write");
+    let mut all = args.to_vec();
+    all.extend(["--config", "p.yaml"]);
+    Command::new(env!("CARGO_BIN_EXE_hb-collector"))
+        .current_dir(dir.path())
+        .args(&all)
+        .env("HB_TRANSPORT", transport)
+        .output()
+        .expect("hb-collector runs")
+}
+
+fn all_output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_mistyped_transport_url_is_refused_without_its_password() {
+    let out = with_transport("rabbit:/guest:S3CRETPW@127.0.0.1:5672", &["validate"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(!text.contains("S3CRETPW"), "{text}");
+    assert!(
+        text.contains("`rabbit:/guest:***@127.0.0.1:5672` is not a transport URL"),
+        "{text}"
+    );
+}
+
+#[test]
+fn credentials_in_a_kafka_address_are_refused_without_being_shown() {
+    let out = with_transport("kafka://user:S3CRETPW@127.0.0.1:9092", &["validate"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(!text.contains("S3CRETPW"), "{text}");
+    assert!(text.contains("carries credentials"), "{text}");
+}
+
+#[test]
+fn validate_and_the_started_line_redact_the_password() {
+    let url = "amqp://guest:S3CRETPW@127.0.0.1:1/%2f";
+    let out = with_transport(url, &["validate"]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("S3CRETPW") && text.contains("guest:***@"),
+        "{text}"
+    );
+
+    // Running: the broker is unreachable (port 1), so it logs its start and retries.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "sources:\n  - {name: a, interval: 10, meters: [\"*\"], sinks: [s]}\nsinks:\n  - {name: s, publishers: [\"file://x.jsonl\"]}\n",
+    )
+    .expect("write");
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hb-collector"))
+        .current_dir(dir.path())
+        .args(["--config", "p.yaml"])
+        .env("HB_TRANSPORT", url)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("hb-collector starts");
+    let read = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !read().contains("cannot consume") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(
+        text.contains("hb-collector started") && text.contains("cannot consume"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("S3CRETPW") && text.contains("guest:***@"),
+        "{text}"
     );
 }

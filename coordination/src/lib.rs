@@ -129,7 +129,7 @@ impl Coordinator {
         space: &str,
         member: String,
     ) -> Result<Self, CoordinationError> {
-        let client = Client::open(config.backend_url.as_str())?;
+        let client = Client::open(config.backend_url.expose())?;
         let key = format!("hb:{space}:{}:{member}", config.group);
         let pattern = format!("hb:{space}:{}:*", config.group);
         Ok(Self {

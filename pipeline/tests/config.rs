@@ -97,22 +97,22 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "interval: 10",
         "interval: 0",
-        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 0)",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: must be greater than 0 and at most 365 days (got 0)",
     ),
     (
         "interval: 10",
         "interval: -5",
-        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got -5)",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: must be greater than 0 and at most 365 days (got -5)",
     ),
     (
         "interval: 10",
         "interval: 2.5",
-        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: interval must be a whole number of seconds greater than 0 (got 2.5)",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: must be a whole number of seconds (got 2.5)",
     ),
     (
         "interval: 10",
         "interval: soon",
-        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: invalid floating point",
+        "/etc/hb/pipeline.yaml:5:15: sources[0].interval: must be a number of seconds (10, 0.5) or a number with a unit (500ms, 10s, 5m, 2h, 7d) (got `soon`)",
     ),
     (
         "    interval: 10\n",
@@ -318,6 +318,15 @@ fn coordination_loads_with_defaults_and_refuses_what_cannot_work() {
         ("central", 1, 3)
     );
     assert!(load(GOOD).expect("valid").coordination.is_none());
+    let with_password = with("coordination: {backend_url: \"redis://:S3CRETPW@h:6379/0\", heartbeat: 500ms, timeout: 5s}")
+        .expect("valid");
+    let shown = format!("{with_password:?}");
+    assert!(
+        !shown.contains("S3CRETPW") && shown.contains("redis://:***@h:6379/0"),
+        "{shown}"
+    );
+    let c = with_password.coordination.expect("coordination");
+    assert_eq!((c.heartbeat.as_millis(), c.timeout.as_secs()), (500, 5));
     let refusals = [
         (
             "coordination: {backend_url: \"amqp://x/\"}",
@@ -333,7 +342,15 @@ fn coordination_loads_with_defaults_and_refuses_what_cannot_work() {
         ),
         (
             "coordination: {backend_url: \"redis://x/\", heartbeat: -1}",
-            "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be a number of seconds greater than 0 (got -1)",
+            "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be greater than 0 and at most 365 days (got -1)",
+        ),
+        (
+            "coordination: {backend_url: \"redis://x/\", heartbeat: 1e20}",
+            "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be greater than 0 and at most 365 days (got 100000000000000000000)",
+        ),
+        (
+            "coordination: {backend_url: \"redis://x/\", heartbeat: 10 s}",
+            "/etc/hb/pipeline.yaml:3:54: coordination.heartbeat: must be a number of seconds (10, 0.5) or a number with a unit (500ms, 10s, 5m, 2h, 7d) (got `10 s`)",
         ),
     ];
     for (section, expected) in refusals {

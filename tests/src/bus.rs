@@ -226,6 +226,52 @@ fn prefix() -> String {
     format!("hbt{}.", &id[..10])
 }
 
+/// Breaks the test's dead-letter destination, so that writing a dead letter fails while the
+/// rest of the bus works: on Redis the stream's key becomes a string (`WRONGTYPE`), on
+/// RabbitMQ the queue is deleted (the publish comes back unroutable). Not for Kafka.
+pub fn break_dead_letters(broker: &Broker) {
+    let name = format!("{}dead", broker.prefix);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        match broker.kind {
+            Kind::Rabbit => {
+                let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
+                let connection = lapin::Connection::connect(&uri, Default::default())
+                    .await
+                    .expect("connect");
+                let channel = connection.create_channel().await.expect("channel");
+                channel
+                    .queue_delete(name.as_str().into(), Default::default())
+                    .await
+                    .expect("queue.delete");
+            }
+            Kind::Redis => {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port))
+                    .expect("client");
+                let mut c = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("connect");
+                let () = redis::pipe()
+                    .cmd("DEL")
+                    .arg(&name)
+                    .ignore()
+                    .cmd("SET")
+                    .arg(&name)
+                    .arg("not a stream")
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+                    .expect("DEL, SET");
+            }
+            Kind::Kafka => panic!("no way to break a Kafka dead-letter topic alone"),
+        }
+    });
+}
+
 /// Messages in the test's dead-letter queue, topic or stream.
 pub fn dead_letters(broker: &Broker) -> usize {
     let name = format!("{}dead", broker.prefix);

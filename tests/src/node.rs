@@ -318,6 +318,18 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// `hosts` producer hosts; returns the sample ids.
 pub fn publish(transport: &str, hosts: usize, envelopes: usize, per: usize) -> Vec<String> {
     let transport = Transport::parse(transport).expect("transport");
+    let (ids, messages) = signed_envelopes(&transport, hosts, envelopes, per);
+    send(&transport, &messages);
+    ids
+}
+
+/// The envelopes [`publish`] sends, and their sample ids.
+pub fn signed_envelopes(
+    transport: &Transport,
+    hosts: usize,
+    envelopes: usize,
+    per: usize,
+) -> (Vec<String>, Vec<Outgoing>) {
     let secret = Secret::new(SECRET);
     let mut ids = Vec::with_capacity(envelopes * per);
     let mut messages = Vec::with_capacity(envelopes);
@@ -349,8 +361,7 @@ pub fn publish(transport: &str, hosts: usize, envelopes: usize, per: usize) -> V
         let partition = hb_bus::partition::of(&host, partitions);
         messages.push(Outgoing::samples("test", &host, partition, payload));
     }
-    send(&transport, &messages);
-    ids
+    (ids, messages)
 }
 
 /// Sends raw messages and asserts the broker confirmed each.

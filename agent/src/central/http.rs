@@ -40,13 +40,14 @@ pub fn build(def: &PollsterDef) -> Result<Implementation, DefError> {
     for (i, t) in def.targets()?.iter().enumerate() {
         let (name, timeout, raw) = locate(i, t, "http.response", Locator::Url, "")?;
         let field = format!("targets[{i}].url");
+        let shown = hb_bus::secret_url::redact(raw);
         let url = Url::parse(raw)
-            .map_err(|e| DefError::at(t, &field, format!("invalid URL `{raw}`: {e}")))?;
+            .map_err(|e| DefError::at(t, &field, format!("invalid URL `{shown}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(DefError::at(
                 t,
                 field,
-                format!("`{raw}` is not an absolute http:// or https:// URL"),
+                format!("`{shown}` is not an absolute http:// or https:// URL"),
             ));
         }
         targets.push(Target {

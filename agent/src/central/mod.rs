@@ -28,13 +28,11 @@ fn name_and_timeout(i: usize, t: &At<TargetDef>) -> Result<(String, Duration), D
             "target name must not be empty",
         ));
     }
-    let timeout = match t.value.timeout {
+    let timeout = match &t.value.timeout {
         None => DEFAULT_TARGET_TIMEOUT,
-        Some(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s),
-        Some(s) => {
-            let msg = format!("timeout must be a number of seconds greater than 0 (got {s})");
-            return Err(DefError::at(t, format!("targets[{i}].timeout"), msg));
-        }
+        Some(s) => s.duration().map_err(|msg| {
+            DefError::at(t, format!("targets[{i}].timeout"), format!("timeout {msg}"))
+        })?,
     };
     Ok((t.value.name.clone(), timeout))
 }

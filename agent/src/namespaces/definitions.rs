@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hb_pipeline::config::{ConfigError, Origin};
+use hb_pipeline::config::{ConfigError, Origin, Seconds};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned as At;
@@ -37,9 +37,9 @@ struct Common {
     #[serde(default)]
     description: String,
     #[serde(default)]
-    timeout: Option<f64>,
+    timeout: Option<Seconds>,
     #[serde(default)]
-    interval: Option<f64>,
+    interval: Option<Seconds>,
     #[serde(default)]
     namespaces: Option<Vec<String>>,
 }
@@ -155,13 +155,8 @@ pub fn load(
 
 type Map = serde_json::Map<String, Value>;
 
-fn seconds(value: Option<f64>, field: &str) -> Result<Option<Duration>, FieldError> {
-    match value {
-        None => Ok(None),
-        Some(s) if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(FieldError::new(
-            field,
-            format!("must be a number of seconds greater than 0 (got {s})"),
-        )),
-    }
+fn seconds(value: Option<Seconds>, field: &str) -> Result<Option<Duration>, FieldError> {
+    value
+        .map(|s| s.duration().map_err(|msg| FieldError::new(field, msg)))
+        .transpose()
 }

@@ -238,17 +238,10 @@ fn build(
     })?;
     let timeout = match &def.timeout {
         None => DEFAULT_TIMEOUT,
-        Some(t) if t.value > 0.0 && t.value.is_finite() => Duration::from_secs_f64(t.value),
-        Some(t) => {
-            return Err(DefError::at(
-                t,
-                "timeout",
-                format!(
-                    "timeout must be a number of seconds greater than 0 (got {})",
-                    t.value
-                ),
-            ));
-        }
+        Some(t) => t
+            .value
+            .duration()
+            .map_err(|msg| DefError::at(t, "timeout", format!("timeout {msg}")))?,
     };
     if def.meters.value.is_empty() {
         return Err(DefError::at(

@@ -1,6 +1,7 @@
 //! The shape of a namespace file as written: its sections, pollster declarations, meters and
 //! targets, with the position of every value for error messages.
 
+use hb_pipeline::config::Seconds;
 use hb_sample::SampleType;
 use serde::Deserialize;
 use serde_saphyr::Spanned as At;
@@ -41,9 +42,9 @@ pub struct PollsterDef {
     /// One line for `--list`.
     #[serde(default)]
     pub description: String,
-    /// Run timeout in seconds.
+    /// Run timeout (a duration, see [`Seconds`]).
     #[serde(default)]
-    pub timeout: Option<At<f64>>,
+    pub timeout: Option<At<Seconds>>,
     /// Meters it produces.
     pub meters: At<Vec<RawMeter>>,
     /// Targets, for pollsters that check them.
@@ -75,9 +76,9 @@ pub struct TargetDef {
     /// `host:port`, for TCP checks.
     #[serde(default)]
     pub address: Option<String>,
-    /// Per-target timeout in seconds.
+    /// Per-target timeout (a duration, see [`Seconds`]).
     #[serde(default)]
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
 }
 
 /// A refusal from a pollster's builder: the field and the reason, positioned by the loader.

@@ -58,11 +58,13 @@ fn setup(what: String) -> impl FnOnce(lapin::Error) -> BusError {
 /// Connects, opens a channel in confirm mode and declares the exchange and queues.
 async fn open(spec: &RabbitSpec, role: &str) -> Result<(Connection, Channel), BusError> {
     let properties = ConnectionProperties::default().with_connection_name(role.into());
-    let connection =
-        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&spec.uri, properties))
-            .await
-            .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            .map_err(unreachable)?;
+    let connection = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(spec.uri.expose(), properties),
+    )
+    .await
+    .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+    .map_err(unreachable)?;
     let channel = connection.create_channel().await.map_err(unreachable)?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

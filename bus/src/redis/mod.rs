@@ -39,7 +39,7 @@ fn unreachable(e: RedisError) -> BusError {
 }
 
 fn client(spec: &RedisSpec) -> Result<Client, BusError> {
-    Client::open(spec.url.as_str()).map_err(|e| BusError::Setup {
+    Client::open(spec.url.expose()).map_err(|e| BusError::Setup {
         transport: TRANSPORT,
         what: "the client".to_owned(),
         reason: e.to_string(),

@@ -10,8 +10,10 @@
 
 use std::time::Duration;
 
-use super::Validator;
+use hb_bus::SecretUrl;
+
 use super::raw::{At, RawCoordination};
+use super::{Seconds, Validator};
 
 /// Heartbeat when none is configured.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -23,8 +25,8 @@ pub const DEFAULT_GROUP: &str = "central";
 /// A validated `coordination:` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coordination {
-    /// `redis://` or `rediss://` URL of the backend (may hold a password: never log it whole).
-    pub backend_url: String,
+    /// `redis://` or `rediss://` URL of the backend (its password shown as `***`).
+    pub backend_url: SecretUrl,
     /// Group name; agents of one group share the work.
     pub group: String,
     /// How often a member says it is alive.
@@ -77,25 +79,18 @@ impl Validator<'_> {
             }
         }
         (self.errors.len() == before).then(|| Coordination {
-            backend_url: url.value.clone(),
+            backend_url: SecretUrl::new(url.value.as_str()),
             group,
             heartbeat,
             timeout,
         })
     }
 
-    fn seconds(&mut self, v: Option<&At<f64>>, key: &str, default: Duration) -> Duration {
-        match v {
-            None => default,
-            Some(s) if s.value > 0.0 && s.value.is_finite() => Duration::from_secs_f64(s.value),
-            Some(s) => {
-                let msg = format!(
-                    "must be a number of seconds greater than 0 (got {})",
-                    s.value
-                );
-                self.refuse(s, format!("coordination.{key}"), msg);
-                default
-            }
-        }
+    fn seconds(&mut self, v: Option<&At<Seconds>>, key: &str, default: Duration) -> Duration {
+        let Some(v) = v else { return default };
+        v.value.duration().unwrap_or_else(|msg| {
+            self.refuse(v, format!("coordination.{key}"), msg);
+            default
+        })
     }
 }

@@ -69,3 +69,15 @@ impl From<ConfigError> for ConfigErrors {
         Self(vec![e])
     }
 }
+
+/// The most characters of a configuration value quoted in a message.
+const QUOTED: usize = 64;
+
+/// `text` as quoted in an error message: whole when short, else its first characters and
+/// how long it was (a 50 MB pattern must not come back whole in a log line).
+pub fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()).into(),
+    }
+}

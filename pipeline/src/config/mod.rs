@@ -35,6 +35,7 @@ mod error;
 mod keys;
 mod notifications;
 mod raw;
+pub mod seconds;
 mod sink;
 
 use std::collections::HashMap;
@@ -42,12 +43,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use coordination::Coordination;
-pub use error::{ConfigError, ConfigErrors, Origin};
+pub use error::{ConfigError, ConfigErrors, Origin, cut};
 use hb_bus::Transport;
 use hb_sample::Secret;
 pub use notifications::{DEFAULT_EXCHANGES, DEFAULT_TOPICS, Notifications, UnmatchedEvents};
 pub use raw::position;
 use raw::{At, RawConfig, RawSource, RawSpool};
+pub use seconds::Seconds;
 pub use sink::Sink;
 
 use crate::filter::MeterFilter;
@@ -345,12 +347,9 @@ impl Validator<'_> {
         for (i, source) in sources.value.iter().enumerate() {
             let key = format!("sources[{i}]");
             self.unique(&mut seen, &source.name, &format!("{key}.name"), "source");
-            let interval = source.interval.value;
-            if !(interval >= 1.0 && interval.fract() == 0.0 && interval <= u32::MAX as f64) {
-                let msg = format!(
-                    "interval must be a whole number of seconds greater than 0 (got {interval})"
-                );
-                self.refuse(&source.interval, format!("{key}.interval"), msg);
+            let interval = source.interval.value.whole_seconds();
+            if let Err(msg) = &interval {
+                self.refuse(&source.interval, format!("{key}.interval"), msg.as_str());
             }
             let patterns: Vec<&str> = source
                 .meters
@@ -396,8 +395,7 @@ impl Validator<'_> {
                     }
                 }
             }
-            if let Some(meters) = meters {
-                let interval = Duration::from_secs(interval as u64);
+            if let (Some(meters), Ok(interval)) = (meters, interval) {
                 out.push(Source {
                     name: source.name.value.clone(),
                     interval,

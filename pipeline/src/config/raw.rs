@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::Seconds;
+
 /// A value with its position in the file.
 pub type At<T> = Spanned<T>;
 
@@ -28,8 +30,8 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 pub struct RawSource {
     pub name: At<String>,
-    /// Read as a number so that `1.5` and `-1` get a message about intervals, not about types.
-    pub interval: At<f64>,
+    /// A duration (see [`Seconds`]) so that `1.5` and `-1` get a message about intervals.
+    pub interval: At<Seconds>,
     pub meters: At<Vec<At<String>>>,
     pub sinks: At<Vec<At<String>>>,
 }
@@ -50,9 +52,8 @@ pub struct RawBatch {
     pub max_events: Option<At<u64>>,
     #[serde(default)]
     pub max_bytes: Option<At<u64>>,
-    /// Seconds, fractions allowed.
     #[serde(default)]
-    pub timeout: Option<At<f64>>,
+    pub timeout: Option<At<Seconds>>,
     #[serde(default)]
     pub buffer_events: Option<At<u64>>,
     #[serde(default)]
@@ -80,12 +81,10 @@ pub struct RawCoordination {
     pub backend_url: At<String>,
     #[serde(default)]
     pub group: Option<At<String>>,
-    /// Seconds, fractions allowed.
     #[serde(default)]
-    pub heartbeat: Option<At<f64>>,
-    /// Seconds, fractions allowed.
+    pub heartbeat: Option<At<Seconds>>,
     #[serde(default)]
-    pub timeout: Option<At<f64>>,
+    pub timeout: Option<At<Seconds>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -102,11 +102,10 @@ impl Validator<'_> {
             out.max_bytes = whole(v).max(1);
         }
         if let Some(v) = &b.timeout {
-            if v.value.is_finite() && v.value > 0.0 && v.value <= 3600.0 {
-                out.timeout = Duration::from_secs_f64(v.value);
-            } else {
-                let msg = "must be a number of seconds in (0, 3600]";
-                self.refuse(v, format!("{key}.batch.timeout"), msg);
+            match v.value.duration() {
+                Ok(d) if d <= Duration::from_secs(3600) => out.timeout = d,
+                Ok(_) => self.refuse(v, format!("{key}.batch.timeout"), "must be at most 1h"),
+                Err(msg) => self.refuse(v, format!("{key}.batch.timeout"), msg),
             }
         }
         if let Some(v) = &b.buffer_events {

@@ -13,7 +13,6 @@
 
 mod batch;
 mod publish;
-mod retry;
 mod stats;
 mod ticket;
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use hb_bus::Backoff;
+
 use super::Shared;
-use super::retry::Backoff;
 use crate::dead_letter::Rejected;
 use crate::publisher::{Batch, Publisher};
 

@@ -61,10 +61,12 @@ impl Aggregator {
         if size == Some(0) {
             return Err(ParamError::at("size", "must be at least 1"));
         }
-        if retention_time.is_some_and(|r| r <= 0.0) {
+        if retention_time
+            .is_some_and(|r| !(r > 0.0 && r <= crate::config::seconds::MAX.as_secs_f64()))
+        {
             return Err(ParamError::at(
                 "retention_time",
-                "must be a positive number of seconds",
+                "must be a positive number of seconds (at most 365 days)",
             ));
         }
         Ok(Self {

@@ -99,7 +99,7 @@ fn configuration_errors_name_the_transformer_and_the_path() {
         ("aggregator", json!({"size": 2.5}),
          "transformer `aggregator`: parameters.size: invalid type: floating point `2.5`, expected u64"),
         ("aggregator", json!({"retention_time": -1}),
-         "transformer `aggregator`: parameters.retention_time: must be a positive number of seconds"),
+         "transformer `aggregator`: parameters.retention_time: must be a positive number of seconds (at most 365 days)"),
         ("aggregator", json!({"period": 1}),
          "transformer `aggregator`: parameters.period: unknown field `period`, expected `size` or `retention_time`"),
     ];

@@ -178,7 +178,10 @@ impl Fetcher {
 /// Checks `url`: absolute http or https, no credentials in it.
 pub fn parse_url(raw: &str) -> Result<Url, FieldError> {
     let refuse = |m: String| FieldError::new("url", m);
-    let url = Url::parse(raw).map_err(|e| refuse(format!("invalid URL `{raw}`: {e}")))?;
+    let url = Url::parse(raw).map_err(|e| {
+        let shown = hb_bus::secret_url::redact(raw);
+        refuse(format!("invalid URL `{shown}`: {e}"))
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(refuse(format!(
             "`{raw}` is not an absolute http:// or https:// URL"

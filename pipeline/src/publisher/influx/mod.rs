@@ -303,7 +303,8 @@ fn base_url(scheme: &str, target: &str, tls: bool) -> Result<String, PublisherUr
         )));
     }
     let http = if tls { "https" } else { "http" };
-    let invalid = |why: String| PublisherUrlError::Invalid(format!("{scheme}://{target}: {why}"));
+    let shown = hb_bus::secret_url::redact(&format!("{scheme}://{target}"));
+    let invalid = |why: String| PublisherUrlError::Invalid(format!("{shown}: {why}"));
     let url = reqwest::Url::parse(&format!("{http}://{target}")).map_err(|e| {
         invalid(format!(
             "{e} (expected HOST[:PORT][/PREFIX], e.g. {example})"
