@@ -47,6 +47,15 @@ pub struct Common {
     /// Partitions of the samples (see [`crate::partition`]): every agent and collector of a
     /// bus must use the same number.
     pub partitions: u32,
+    /// Longest message a collector reads (`max_message_bytes`, default 16 MiB); a longer one is
+    /// dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// Most samples in one envelope a collector takes (`max_samples_per_envelope`, default
+    /// 100,000); an envelope with more is dead-lettered.
+    pub max_samples_per_envelope: usize,
+    /// Bytes of messages a collector holds unacknowledged at most (`prefetch_bytes`, default
+    /// 64 MiB), besides at most `prefetch` messages: it stops receiving while they exceed it.
+    pub prefetch_bytes: usize,
 }
 
 /// `rabbit://` (`amqp://`, `amqps://`).
@@ -159,10 +168,14 @@ pub enum TransportError {
     },
 }
 
-const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions";
+const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions, max_message_bytes, \
+                              max_samples_per_envelope, prefetch_bytes";
 const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
-                             compression, session_timeout_ms, timeout_ms, tls";
-const REDIS_OPTIONS: &str = "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, claim_idle_ms, lease_ms";
+                             compression, session_timeout_ms, timeout_ms, tls, max_message_bytes, \
+                             max_samples_per_envelope, prefetch_bytes";
+const REDIS_OPTIONS: &str = "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, \
+                             claim_idle_ms, lease_ms, max_message_bytes, max_samples_per_envelope, \
+                             prefetch_bytes";
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];
 
 impl Transport {
@@ -213,6 +226,9 @@ fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, Tran
         batch: o.number("batch", DEFAULT_BATCH, 1, 10_000)?,
         prefetch: o.number("prefetch", prefetch, 1, 65_535)?,
         partitions: o.number("partitions", crate::partition::DEFAULT_PARTITIONS, 1, 1024)?,
+        max_message_bytes: o.number("max_message_bytes", 16 << 20, 1024, 1 << 30)?,
+        max_samples_per_envelope: o.number("max_samples_per_envelope", 100_000, 1, 10_000_000)?,
+        prefetch_bytes: o.number("prefetch_bytes", 64 << 20, 1 << 20, 1 << 32)?,
     })
 }
 

@@ -5,22 +5,22 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hb_bus::{Acker, Backoff, BusError, Consumer, Partition, Received, Topic, Transport};
+use hb_bus::{Acker, Backoff, BusError, Consumer, Partition, Received, Transport};
 use hb_pipeline::config::Coordination;
 use hb_pipeline::{Pipeline, Receipt};
-use hb_sample::{Body, Envelope, EnvelopeError, Secret, envelope::claimed_producer};
+use hb_sample::{Limits, Secret};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::decode_all;
 use crate::notify::Notifier;
 use crate::partitions;
 use crate::stats::{Stats, add};
+use crate::worker::Worker;
 
-/// Attempts at writing one dead letter before the message is dropped (see
-/// [`Worker::dead_letter`]).
-const DEAD_LETTER_ATTEMPTS: u32 = 3;
+/// A typical envelope's size (100 samples), in KiB: the least the byte window assumes a
+/// message takes when it decides how many to ask for.
+const TYPICAL_KIB: usize = 64;
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -50,6 +50,14 @@ pub async fn run(
     stats: &Arc<Stats>,
 ) -> Result<(), ConsumeError> {
     let prefetch = transport.common().map_or(100, |c| c.prefetch).max(1);
+    let prefetch_kib = transport
+        .common()
+        .map_or(64 << 10, |c| c.prefetch_bytes / 1024)
+        .clamp(1, u32::MAX as usize);
+    let limits = transport.common().map_or(Limits::DEFAULT, |c| Limits {
+        max_bytes: c.max_message_bytes,
+        max_samples: c.max_samples_per_envelope,
+    });
     let partitions = transport.common().map_or(1, |c| c.partitions);
     partitions::warn_unpartitioned(pipeline, notifier);
     let assigned = partitions::follow(transport, coordination, shutdown)
@@ -85,11 +93,15 @@ pub async fn run(
             stats: Arc::clone(stats),
         };
         let window = Arc::new(Semaphore::new(prefetch));
+        let bytes_window = Arc::new(Semaphore::new(prefetch_kib));
+        // Until messages show their size, each is assumed as large as one may be.
+        let mut largest_kib = (limits.max_bytes / 1024).max(TYPICAL_KIB);
         let mut worker = Worker {
             consumer: &mut consumer,
             acks,
             pipeline,
             secret,
+            limits,
             notifier,
             stats,
         };
@@ -108,12 +120,16 @@ pub async fn run(
             // At most `prefetch` messages handed out and unacknowledged, on every transport
             // (RabbitMQ's basic.qos also bounds each consumed queue to `prefetch`): this bounds
             // memory and redeliveries after a crash.
-            let room = match window.clone().acquire_many_owned(1).await {
-                Ok(permit) => {
-                    drop(permit);
-                    window.available_permits()
-                }
-                Err(_) => break Ok(()),
+            // And at most `prefetch_bytes` (in KiB) held, give or take the last batch: no more
+            // messages asked for than fit if each were as large as the largest one lately,
+            // an estimate that halves with each batch of small ones (Redis's XREADGROUP takes
+            // a count only; RabbitMQ pushes up to `prefetch` per queue whatever their size, so
+            // there the bound is on what is held here).
+            let room = match (window.acquire().await, bytes_window.acquire().await) {
+                (Ok(_), Ok(_)) => window
+                    .available_permits()
+                    .min((bytes_window.available_permits() / largest_kib).max(1)),
+                _ => break Ok(()),
             };
             let batch = match worker.consumer.recv(room).await {
                 Ok(batch) => batch,
@@ -123,11 +139,32 @@ pub async fn run(
             // Never waits: recv returns at most `room` messages (capped all the same, so that a
             // transport returning more could never wait forever). The window is never closed.
             let taken = batch.len().min(prefetch) as u32;
-            let Ok(held) = window.clone().acquire_many_owned(taken).await else {
+            let kib: usize = batch.iter().map(|m| m.payload.len().div_ceil(1024)).sum();
+            let batch_largest = batch.iter().map(|m| m.payload.len().div_ceil(1024)).max();
+            largest_kib = batch_largest
+                .unwrap_or(0)
+                .max(largest_kib / 2)
+                .max(TYPICAL_KIB);
+            // Waits, when the batch is large, for earlier batches to be acknowledged.
+            let kib = kib.clamp(1, prefetch_kib) as u32;
+            let (Ok(messages), Ok(bytes)) = (
+                window.clone().acquire_many_owned(taken).await,
+                bytes_window.clone().acquire_many_owned(kib).await,
+            ) else {
                 break Ok(());
             };
-            if !batch.is_empty() {
-                worker.handle(batch, held).await;
+            if !batch.is_empty()
+                && let Err(error) = worker
+                    .handle(
+                        batch,
+                        Held {
+                            _messages: messages,
+                            _bytes: bytes,
+                        },
+                    )
+                    .await
+            {
+                break Err(error);
             }
         };
         match result {
@@ -166,8 +203,15 @@ pub async fn run(
     Ok(())
 }
 
+/// A batch's room in the unacknowledged windows (messages and KiB), freed once it is done.
+/// Only dropped: that returns the permits.
+pub(crate) struct Held {
+    _messages: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
 /// Acknowledgement tasks of one consumer connection.
-struct Acks {
+pub(crate) struct Acks {
     acker: Acker,
     tasks: JoinSet<()>,
     /// The error of an acknowledgement that failed: the connection is gone; reconnect.
@@ -178,11 +222,11 @@ struct Acks {
 impl Acks {
     /// Acknowledges `messages` once every receipt says every sink published what they held.
     /// `held` is the messages' room in the unacknowledged window, freed once they are done.
-    fn after(
+    pub(crate) fn after(
         &mut self,
         receipts: [Receipt; 2],
         mut messages: Vec<Received>,
-        held: OwnedSemaphorePermit,
+        held: Held,
     ) {
         for m in &mut messages {
             // Only the token is needed from here on.
@@ -226,174 +270,6 @@ impl Acks {
 
     async fn drain(&mut self) {
         while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-struct Worker<'a> {
-    consumer: &'a mut Consumer,
-    acks: Acks,
-    pipeline: &'a Pipeline,
-    secret: Option<&'a Secret>,
-    notifier: Option<&'a Notifier>,
-    stats: &'a Stats,
-}
-
-impl Worker<'_> {
-    /// Decodes a batch and hands its samples to the pipeline (waiting while a sink is full);
-    /// the batch is acknowledged once every sink published them.
-    async fn handle(&mut self, batch: Vec<Received>, held: OwnedSemaphorePermit) {
-        add(&self.stats.messages, batch.len() as u64);
-        let (ours, theirs): (Vec<_>, Vec<_>) =
-            batch.iter().partition(|m| m.topic != Topic::Notifications);
-        let mut samples = self.decode(&ours).await;
-        let mut events = Vec::new();
-        self.notifications(&theirs, &mut samples, &mut events).await;
-        let n = samples.len() as u64;
-        let submitted = self.pipeline.submit(samples).await;
-        add(&self.stats.samples, n);
-        add(&self.stats.unrouted, submitted.unrouted as u64);
-        let published = self.pipeline.submit_events(events).await;
-        add(&self.stats.unrouted_events, published.unrouted as u64);
-        self.acks
-            .after([submitted.receipt, published.receipt], batch, held);
-    }
-
-    fn report(&self) {
-        self.stats.report("collector progress");
-        for (sink, stats, held) in self.pipeline.sinks() {
-            stats.report(sink, held);
-        }
-    }
-
-    /// Notifications through the definitions: their samples and events are added; a
-    /// notification that cannot be decoded is dead-lettered with the reason.
-    async fn notifications(
-        &mut self,
-        messages: &[&Received],
-        samples: &mut Vec<hb_sample::Sample>,
-        events: &mut Vec<hb_sample::Event>,
-    ) {
-        let Some(notifier) = self.notifier else {
-            return;
-        };
-        for message in messages {
-            match hb_notification::Notification::decode(&message.payload) {
-                Ok(n) => notifier.convert(&n, samples, events, self.stats),
-                Err(error) => {
-                    let reason = format!("notification refused: {error}");
-                    self.dead_letter(message, reason).await;
-                }
-            }
-        }
-    }
-
-    /// The samples of every valid envelope; heartbeats are logged, refused envelopes counted
-    /// and undecodable messages dead-lettered.
-    async fn decode(&mut self, batch: &[&Received]) -> Vec<hb_sample::Sample> {
-        let mut samples = Vec::new();
-        for (message, decoded) in batch.iter().zip(decode_all(batch, self.secret).await) {
-            match decoded {
-                Ok(Envelope {
-                    body: Body::Samples(s),
-                    ..
-                }) => samples.extend(s),
-                Ok(envelope) => self.heartbeat(message.topic, &envelope),
-                Err(error) => self.refuse(message, error).await,
-            }
-        }
-        samples
-    }
-
-    fn heartbeat(&mut self, topic: Topic, envelope: &Envelope) {
-        if let Body::Heartbeat(h) = &envelope.body {
-            add(&self.stats.heartbeats, 1);
-            let failing: Vec<&str> = h
-                .pollsters
-                .iter()
-                .filter(|p| p.failures_in_a_row > 0)
-                .map(|p| p.name.as_str())
-                .collect();
-            tracing::info!(
-                host = %envelope.producer.host,
-                agent_id = %envelope.producer.agent_id,
-                version = %h.version,
-                uptime_s = h.uptime_s,
-                pollsters = h.pollsters.len(),
-                failing = %failing.join(","),
-                spooled = h.spooled,
-                "heartbeat"
-            );
-        } else {
-            tracing::warn!(
-                topic = topic.suffix(),
-                "unexpected envelope kind on this stream"
-            );
-        }
-    }
-
-    async fn refuse(&mut self, message: &Received, error: EnvelopeError) {
-        match error {
-            EnvelopeError::MissingSignature | EnvelopeError::BadSignature => {
-                let total = add(&self.stats.refused, 1);
-                let producer = claimed_producer(&message.payload);
-                tracing::warn!(
-                    message_id = %message.id,
-                    claimed_host = producer.as_ref().map_or("?", |p| p.host.as_str()),
-                    claimed_agent = producer.as_ref().map_or("?", |p| p.agent_id.as_str()),
-                    %error,
-                    refused_total = total,
-                    "envelope refused and dropped"
-                );
-            }
-            EnvelopeError::Malformed(_) | EnvelopeError::UnsupportedVersion { .. } => {
-                self.dead_letter(message, error.to_string()).await;
-            }
-        }
-    }
-
-    /// Sends an undecodable message to the dead-letter destination (it is acknowledged with
-    /// its batch), counted and logged.
-    ///
-    /// When the destination keeps refusing it ([`DEAD_LETTER_ATTEMPTS`] attempts, with
-    /// backoff) the message is acknowledged all the same and so dropped: counted in
-    /// `dead_letter_failures` and logged at error level with its id, size and both reasons.
-    /// Tearing the connection down instead would bring the same message back first, forever,
-    /// and nothing else would be consumed. If the bus itself is gone, the acknowledgement
-    /// fails too and the message is redelivered after the reconnection, as any other.
-    async fn dead_letter(&mut self, message: &Received, reason: String) {
-        let mut backoff = Backoff::default();
-        let mut attempt = 1;
-        let error = loop {
-            match self.consumer.dead_letter(message, &reason).await {
-                Ok(()) => {
-                    let total = add(&self.stats.dead_lettered, 1);
-                    tracing::warn!(
-                        message_id = %message.id,
-                        topic = message.topic.suffix(),
-                        %reason,
-                        dead_lettered_total = total,
-                        "undecodable message dead-lettered"
-                    );
-                    return;
-                }
-                Err(error) if attempt >= DEAD_LETTER_ATTEMPTS => break error,
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff.next(None)).await;
-                }
-            }
-        };
-        let total = add(&self.stats.dead_letter_failures, 1);
-        tracing::error!(
-            message_id = %message.id,
-            topic = message.topic.suffix(),
-            bytes = message.payload.len(),
-            %reason,
-            dead_letter_error = %error,
-            attempts = DEAD_LETTER_ATTEMPTS,
-            dead_letter_failures_total = total,
-            "undecodable message could not be dead-lettered; dropped"
-        );
     }
 }
 

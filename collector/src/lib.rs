@@ -12,12 +12,13 @@
 //!
 //! - [`cli`]: the command line: `validate` and run (with graceful shutdown).
 //! - [`consume`]: the consume loop: decode, verify, submit, acknowledge, reconnect.
-//! - `decode`: envelopes decoded and verified on blocking threads.
+//! - `decode`: envelopes decoded and verified, on blocking threads when large.
 //! - [`notify`]: notification plugins: the definitions in force, misses counted and logged.
 //! - [`partitions`]: the samples partitions this collector consumes (the collectors' group and
 //!   hash ring), and the transformer state forgotten when one moves.
 //! - [`replay`]: `replay`, the archive of a time range sent through one sink.
 //! - [`stats`]: counters, logged as progress lines.
+//! - `worker`: one batch: decode, verify, convert, submit, refuse by reason, dead-letter.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -27,3 +28,4 @@ pub mod notify;
 pub mod partitions;
 pub mod replay;
 pub mod stats;
+mod worker;

@@ -21,6 +21,8 @@ pub struct Stats {
     pub dead_lettered: AtomicU64,
     /// Undecodable messages dropped because the dead-letter destination refused them.
     pub dead_letter_failures: AtomicU64,
+    /// Messages over `max_message_bytes` or `max_samples_per_envelope` (dead-lettered).
+    pub oversized: AtomicU64,
     /// Notifications decoded (other services' messages).
     pub notifications: AtomicU64,
     /// Samples made from notifications (also counted in `samples`).
@@ -53,6 +55,7 @@ impl Stats {
             refused = get(&self.refused),
             dead_lettered = get(&self.dead_lettered),
             dead_letter_failures = get(&self.dead_letter_failures),
+            oversized = get(&self.oversized),
             notifications = get(&self.notifications),
             notification_samples = get(&self.notification_samples),
             events = get(&self.events),

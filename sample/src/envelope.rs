@@ -12,7 +12,16 @@
 //! encoding of the whole envelope without its `signature` member, written as lowercase hex.
 //! It therefore covers the payload and the header (producer, sequence number, send time), so a
 //! replayed or re-attributed batch fails verification as surely as a changed volume.
+//!
+//! A verifier checks it over the bytes as received, with the top-level `signature` member cut
+//! out, before it builds anything from them ([`verify`]): the bytes on the wire are the
+//! canonical encoding itself (hb appends the signature as the last member; a producer may also
+//! insert it where sorting puts it). An envelope reformatted after signing no longer verifies.
+//!
+//! Decoding is bounded ([`Limits`]): a message longer than `max_bytes` is refused before it is
+//! read, and a payload of more than `max_samples` samples while it is read.
 
+mod verify;
 mod wire;
 
 use std::fmt;
@@ -137,6 +146,44 @@ pub enum EnvelopeError {
     /// The signature does not match the content and the secret.
     #[error("envelope signature does not match")]
     BadSignature,
+    /// Longer than [`Limits::max_bytes`]; not read at all.
+    #[error("message of {bytes} bytes refused (max_message_bytes is {max})")]
+    TooLarge {
+        /// The message's length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More samples than [`Limits::max_samples`].
+    #[error("envelope of more than {max} samples refused (max_samples_per_envelope is {max})")]
+    TooManySamples {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Bounds on what one envelope may cost to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest message read, in bytes.
+    pub max_bytes: usize,
+    /// Most samples in one envelope.
+    pub max_samples: usize,
+}
+
+impl Limits {
+    /// 16 MiB and 100,000 samples: a hundred times what an agent sends at its largest
+    /// `batch`, and bounded.
+    pub const DEFAULT: Self = Self {
+        max_bytes: 16 << 20,
+        max_samples: 100_000,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl Envelope {
@@ -183,17 +230,39 @@ impl Envelope {
         Ok(bytes)
     }
 
-    /// Decodes JSON bytes; with a secret, refuses envelopes that are unsigned or whose signature
-    /// does not match. Without a secret, a signature that is present is not checked.
+    /// Decodes JSON bytes within the [default limits](Limits::DEFAULT); see
+    /// [`decode_within`](Self::decode_within).
     pub fn decode(bytes: &[u8], secret: Option<&Secret>) -> Result<Self, EnvelopeError> {
-        // Fast path: bytes as this library writes them (canonical, signature last) are checked
-        // and parsed as they are; anything else takes the general path below.
-        let verified = match secret {
-            None => true,
-            Some(secret) => verify_as_sent(secret, bytes),
-        };
-        if verified && let Some(envelope) = Self::from_wire(bytes) {
-            return Ok(envelope);
+        Self::decode_within(bytes, secret, &Limits::DEFAULT)
+    }
+
+    /// Decodes JSON bytes; with a secret, refuses envelopes that are unsigned or whose
+    /// signature does not match, checked over the raw bytes first. Without a secret, a
+    /// signature that is present is not checked. Refuses what exceeds `limits`.
+    pub fn decode_within(
+        bytes: &[u8],
+        secret: Option<&Secret>,
+        limits: &Limits,
+    ) -> Result<Self, EnvelopeError> {
+        if bytes.len() > limits.max_bytes {
+            return Err(EnvelopeError::TooLarge {
+                bytes: bytes.len(),
+                max: limits.max_bytes,
+            });
+        }
+        if let Some(secret) = secret {
+            verify::verify(secret, bytes)?;
+        }
+        // Fast path: bytes as this library writes them are parsed in one pass; anything else
+        // (another member order, an error to explain) takes the general path below.
+        match Self::from_wire(bytes, limits.max_samples) {
+            Ok(envelope) => return Ok(envelope),
+            Err(wire::Miss::TooManySamples) => {
+                return Err(EnvelopeError::TooManySamples {
+                    max: limits.max_samples,
+                });
+            }
+            Err(wire::Miss::Other) => {}
         }
         let mut value: Value = serde_json::from_slice(bytes)?;
         match value.get("version") {
@@ -204,15 +273,14 @@ impl Envelope {
                 return Err(missing.into());
             }
         }
-        let signature = match &mut value {
-            Value::Object(members) => members.remove(SIGNATURE),
-            _ => None,
-        };
-        if let Some(secret) = secret {
-            let Some(Value::String(signature)) = signature else {
-                return Err(EnvelopeError::MissingSignature);
-            };
-            verify(secret, &canonical::to_vec(&value)?, &signature)?;
+        if let Value::Object(members) = &mut value {
+            members.remove(SIGNATURE);
+        }
+        let samples = value.get("payload").and_then(Value::as_array).map(Vec::len);
+        if samples.is_some_and(|n| n > limits.max_samples) {
+            return Err(EnvelopeError::TooManySamples {
+                max: limits.max_samples,
+            });
         }
         Ok(serde_json::from_value(value)?)
     }
@@ -235,39 +303,11 @@ const SIGNED_TAIL: &str = ",\"signature\":\"";
 /// Length of `,"signature":"<64 hex>"}`.
 const TAIL_LEN: usize = SIGNED_TAIL.len() + 64 + 2;
 
-/// True when `bytes` end with the signature member as [`Envelope::encode`] writes it and the
-/// HMAC of the rest (closed with `}`) matches it.
-fn verify_as_sent(secret: &Secret, bytes: &[u8]) -> bool {
-    let Some(head_len) = bytes.len().checked_sub(TAIL_LEN) else {
-        return false;
-    };
-    let (head, tail) = bytes.split_at(head_len);
-    if !tail.starts_with(SIGNED_TAIL.as_bytes()) || !tail.ends_with(b"\"}") {
-        return false;
-    }
-    let Ok(signature) = hex::decode(&tail[SIGNED_TAIL.len()..tail.len() - 2]) else {
-        return false;
-    };
-    let mut mac = secret.mac();
-    mac.update(head);
-    mac.update(b"}");
-    mac.verify_slice(&signature).is_ok()
-}
-
 /// Lowercase hex HMAC-SHA256 of `bytes` with `secret`.
 pub fn sign(secret: &Secret, bytes: &[u8]) -> String {
     let mut mac = secret.mac();
     mac.update(bytes);
     hex::encode(mac.finalize().into_bytes())
-}
-
-/// Checks a hex signature in constant time.
-fn verify(secret: &Secret, bytes: &[u8], signature_hex: &str) -> Result<(), EnvelopeError> {
-    let signature = hex::decode(signature_hex).map_err(|_| EnvelopeError::BadSignature)?;
-    let mut mac = secret.mac();
-    mac.update(bytes);
-    mac.verify_slice(&signature)
-        .map_err(|_| EnvelopeError::BadSignature)
 }
 
 #[cfg(test)]
@@ -290,7 +330,7 @@ mod tests {
     fn canonical_bytes_take_the_one_pass_path() {
         let original = envelope();
         let bytes = original.encode(Some(&Secret::new("s"))).expect("encode");
-        assert_eq!(Envelope::from_wire(&bytes), Some(original));
+        assert_eq!(Envelope::from_wire(&bytes, 10).ok(), Some(original));
     }
 
     #[test]
@@ -306,7 +346,7 @@ mod tests {
             &text[1..].replace("\"payload\":null,", "")
         );
         let bytes = text.into_bytes();
-        assert_eq!(Envelope::from_wire(&bytes), None);
+        assert!(Envelope::from_wire(&bytes, 10).is_err());
         assert_eq!(Envelope::decode(&bytes, None).expect("decode"), original);
     }
 }

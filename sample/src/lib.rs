@@ -22,7 +22,8 @@ pub mod sample;
 pub mod timestamp;
 
 pub use envelope::{
-    Body, ENVELOPE_VERSION, Envelope, EnvelopeError, Heartbeat, PollsterState, Producer, Secret,
+    Body, ENVELOPE_VERSION, Envelope, EnvelopeError, Heartbeat, Limits, PollsterState, Producer,
+    Secret,
 };
 pub use event::{Event, Trait, TraitType, TraitValue};
 pub use sample::{Metadata, Sample, SampleError, SampleType};

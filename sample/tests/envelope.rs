@@ -91,11 +91,65 @@ print(mine == sig, mine)
 }
 
 #[test]
-fn a_valid_signature_survives_reformatting_and_decodes_to_the_same_envelope() {
+fn a_signature_in_sorted_position_verifies_but_reformatting_after_signing_does_not() {
     let (env, wire) = signed();
-    let pretty = serde_json::to_vec_pretty(&wire).expect("json");
-    let back = Envelope::decode(&pretty, Some(&Secret::new(SECRET))).expect("valid");
+    // What `json.dumps(envelope, sort_keys=True, separators=(",", ":"))` writes: the signature
+    // between `sent_at` and `version`.
+    let sorted = serde_json::to_vec(&wire).expect("json");
+    let back = Envelope::decode(&sorted, Some(&Secret::new(SECRET))).expect("valid");
     assert_eq!(back, env);
+    // The signature covers the bytes as sent: whitespace added afterwards changes them.
+    let pretty = serde_json::to_vec_pretty(&wire).expect("json");
+    assert!(matches!(
+        Envelope::decode(&pretty, Some(&Secret::new(SECRET))),
+        Err(EnvelopeError::BadSignature)
+    ));
+    assert_eq!(Envelope::decode(&pretty, None).expect("unsigned use"), env);
+}
+
+#[test]
+fn limits_refuse_large_messages_before_reading_and_long_payloads_while_reading() {
+    use hb_sample::Limits;
+    let secret = Secret::new(SECRET);
+    let env = envelope();
+    let bytes = env.encode(Some(&secret)).expect("encode");
+    let tight = Limits {
+        max_bytes: bytes.len() - 1,
+        max_samples: 100,
+    };
+    let err = Envelope::decode_within(&bytes, Some(&secret), &tight).expect_err("too large");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "message of {} bytes refused (max_message_bytes is {})",
+            bytes.len(),
+            bytes.len() - 1
+        )
+    );
+    let one = Limits {
+        max_bytes: 1 << 20,
+        max_samples: 1,
+    };
+    for bytes in [
+        bytes.clone(),
+        env.encode(None).expect("encode"),
+        serde_json::to_vec_pretty(&env).expect("general path"),
+    ] {
+        let secret = bytes.ends_with(b"\"}").then_some(&secret);
+        let err = Envelope::decode_within(&bytes, secret, &one).expect_err("too many");
+        assert!(
+            matches!(err, EnvelopeError::TooManySamples { max: 1 }),
+            "{err}"
+        );
+    }
+    let fits = Limits {
+        max_bytes: bytes.len(),
+        max_samples: 2,
+    };
+    assert_eq!(
+        Envelope::decode_within(&bytes, Some(&secret), &fits).expect("fits"),
+        env
+    );
 }
 
 #[test]
@@ -160,9 +214,13 @@ fn bad_input_names_what_is_wrong() {
     let err = Envelope::decode(b"{not json", None).unwrap_err();
     assert!(err.to_string().starts_with("malformed envelope: "), "{err}");
 
+    // With a secret, nothing about the content is said before the signature verified.
     let (_, mut wire) = signed();
     wire["version"] = 2.into();
     let err = decode(&wire, SECRET).unwrap_err();
+    assert!(matches!(err, EnvelopeError::BadSignature), "{err}");
+    let unsigned = |wire: &Value| Envelope::decode(&serde_json::to_vec(wire).expect("json"), None);
+    let err = unsigned(&wire).unwrap_err();
     assert_eq!(
         err.to_string(),
         "unsupported envelope version 2 (this build reads version 1)"
@@ -170,7 +228,7 @@ fn bad_input_names_what_is_wrong() {
 
     let (_, mut wire) = signed();
     wire.as_object_mut().expect("object").remove("version");
-    let err = decode(&wire, SECRET).unwrap_err();
+    let err = unsigned(&wire).unwrap_err();
     assert_eq!(
         err.to_string(),
         "malformed envelope: missing field `version`"

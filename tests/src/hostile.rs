@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hb_bus::{Outgoing, Transport};
+use hb_sample::{Envelope, Sample, SampleType, Secret};
 
 use crate::bus::{Broker, Kind, break_dead_letters};
 use crate::node::{Node, last, send, signed_envelopes, wait_until};
@@ -94,4 +95,86 @@ fn send_as_is(broker: &Broker, transport: &Transport, messages: &[Outgoing]) {
             assert!(confirm.await.expect("confirm").is_ack());
         }
     });
+}
+
+/// An envelope of about `bytes` bytes, signed with the wrong secret: a forgery the collector
+/// must refuse without building anything from it.
+fn forged(bytes: usize) -> Vec<u8> {
+    let at = chrono::Utc::now();
+    let one = Sample::new("forged", SampleType::Gauge, "1", 1.0, "forger", at).expect("sample");
+    let per = serde_json::to_vec(&one).expect("json").len() + 1;
+    let samples = vec![one; bytes / per];
+    let producer = hb_sample::Producer {
+        host: "forger".into(),
+        agent_id: "forger/a".into(),
+        namespaces: vec!["test".into()],
+    };
+    Envelope::samples(producer, 1, samples)
+        .encode(Some(&Secret::new("not the shared secret")))
+        .expect("encode")
+}
+
+/// Memory amplification and size limits: eight forged 15 MB envelopes (under the 16 MiB
+/// limit, wrong signature), eight 20 MB messages (over it), then valid envelopes, and, when
+/// `huge` is given, one message of that many MB. The forgeries are refused without being
+/// parsed, the large ones dead-lettered unread (their first 64 KiB kept), the valid samples
+/// all arrive, and the collector's peak RSS stays bounded.
+pub fn large_and_forged_messages(kind: Kind, huge: Option<usize>) {
+    let broker = Broker::start(kind);
+    let url = broker.direct("");
+    let mut collector = Node::collector(&url);
+    assert!(
+        wait_until(Duration::from_secs(30), || connections(&collector) >= 1),
+        "{}",
+        collector.log()
+    );
+    let transport = Transport::parse(&url).expect("url");
+    let message = |payload: Vec<u8>| Outgoing::samples("test", "big", 0, payload);
+    let mut messages = Vec::new();
+    if let Some(mb) = huge {
+        messages.push(message(vec![b' '; mb << 20]));
+    } else {
+        let forgery = forged(15 << 20);
+        assert!(forgery.len() < 16 << 20 && forgery.len() > 14 << 20);
+        messages.extend((0..8).map(|_| message(forgery.clone())));
+        messages.extend((0..8).map(|_| message(vec![b'['; 20 << 20])));
+    }
+    let (refused, oversized) = if huge.is_some() { (0, 1) } else { (8, 8) };
+    send(&transport, &messages);
+    drop(messages);
+    let (ids, envelopes) = signed_envelopes(&transport, 1, 5, 10);
+    send(&transport, &envelopes);
+    let arrived = wait_until(Duration::from_secs(120), || {
+        collector.lines() >= ids.len()
+            && collector
+                .log()
+                .contains(&format!("oversized_total={oversized}"))
+    });
+    let peak_mb = collector.peak_rss_kib() / 1024;
+    assert!(collector.term().success(), "{}", collector.log());
+    let log = collector.log();
+    let stopped = |key| last(&log, "hb-collector stopped", key);
+    println!(
+        "{kind:?} large and forged messages (huge {huge:?} MB): {} of {} samples, peak RSS {peak_mb} MB, refused {:?}, oversized {:?}, dead-lettered {:?}, connections {}",
+        collector.lines(),
+        ids.len(),
+        stopped("refused"),
+        stopped("oversized"),
+        stopped("dead_lettered"),
+        connections(&collector),
+    );
+    assert!(arrived, "{log}");
+    assert_eq!(stopped("refused"), Some(refused), "{log}");
+    assert_eq!(stopped("oversized"), Some(oversized), "{log}");
+    assert_eq!(stopped("dead_lettered"), Some(oversized), "{log}");
+    assert_eq!(connections(&collector), 1, "{log}");
+    assert!(
+        log.contains("bytes refused (max_message_bytes is 16777216)"),
+        "{log}"
+    );
+    if huge.is_none() {
+        // 280 MB of messages, all in flight at once on RabbitMQ; before the limits, eight
+        // 20 MB messages took a collector to 2.4 GB.
+        assert!(peak_mb < 512, "peak RSS {peak_mb} MB:\n{log}");
+    }
 }

@@ -210,6 +210,18 @@ impl Node {
         child.try_wait().expect("try_wait").is_none()
     }
 
+    /// The running process's peak resident set (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let child = self.child.as_ref().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
     /// SIGKILL: no chance to flush or acknowledge.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");

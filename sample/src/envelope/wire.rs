@@ -1,5 +1,6 @@
 //! The fast path of envelope decoding: an envelope as hb writes it, read in one pass.
 
+use std::cell::Cell;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -15,19 +16,37 @@ impl Envelope {
     /// so `kind` comes before `payload` and the payload is decoded straight into its type.
     ///
     /// The bytes are checked as UTF-8 once, as a whole, so that the parser need not check each
-    /// string it reads.
-    pub(super) fn from_wire(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
+    /// string it reads. Reading stops at the sample after `max_samples`.
+    pub(super) fn from_wire(bytes: &[u8], max_samples: usize) -> Result<Self, Miss> {
+        let text = std::str::from_utf8(bytes).map_err(|_| Miss::Other)?;
         let mut de = serde_json::Deserializer::from_str(text);
+        let too_many = Cell::new(false);
         let visitor = WireVisitor {
             samples_hint: (bytes.len() / BYTES_PER_SAMPLE).min(MAX_SAMPLES_HINT),
+            max_samples,
+            too_many: &too_many,
         };
-        let envelope = serde::Deserializer::deserialize_map(&mut de, visitor)
-            .ok()?
-            .0;
-        de.end().ok()?;
-        (envelope.version == ENVELOPE_VERSION).then_some(envelope)
+        let parsed = serde::Deserializer::deserialize_map(&mut de, visitor);
+        if too_many.get() {
+            return Err(Miss::TooManySamples);
+        }
+        let envelope = parsed.map_err(|_| Miss::Other)?.0;
+        de.end().map_err(|_| Miss::Other)?;
+        if envelope.version == ENVELOPE_VERSION {
+            Ok(envelope)
+        } else {
+            Err(Miss::Other)
+        }
     }
+}
+
+/// Why the fast path did not give an envelope.
+#[derive(Debug)]
+pub(super) enum Miss {
+    /// The payload holds more samples than allowed: refused, no other path is tried.
+    TooManySamples,
+    /// Anything else: the general path decides.
+    Other,
 }
 
 /// An envelope read member by member (see [`Envelope::from_wire`]).
@@ -40,15 +59,22 @@ const BYTES_PER_SAMPLE: usize = 200;
 /// The most samples allocated for ahead of reading them.
 const MAX_SAMPLES_HINT: usize = 4096;
 
-struct WireVisitor {
+struct WireVisitor<'a> {
     /// Room for samples to allocate up front.
     samples_hint: usize,
+    max_samples: usize,
+    too_many: &'a Cell<bool>,
 }
 
-/// A payload of samples, read into a vector allocated up front with room for the given number.
-struct SamplesSeed(usize);
+/// A payload of samples, read into a vector allocated up front with room for `hint`, refused
+/// at the sample after `max` (`too_many` says so).
+struct SamplesSeed<'a> {
+    hint: usize,
+    max: usize,
+    too_many: &'a Cell<bool>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for SamplesSeed {
+impl<'de> serde::de::DeserializeSeed<'de> for SamplesSeed<'_> {
     type Value = Vec<Sample>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Sample>, D::Error> {
@@ -56,7 +82,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for SamplesSeed {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for SamplesSeed {
+impl<'de> serde::de::Visitor<'de> for SamplesSeed<'_> {
     type Value = Vec<Sample>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,8 +90,12 @@ impl<'de> serde::de::Visitor<'de> for SamplesSeed {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Sample>, A::Error> {
-        let mut samples = Vec::with_capacity(self.0);
+        let mut samples = Vec::with_capacity(self.hint.min(self.max));
         while let Some(sample) = seq.next_element()? {
+            if samples.len() == self.max {
+                self.too_many.set(true);
+                return Err(serde::de::Error::custom("too many samples"));
+            }
             samples.push(sample);
         }
         Ok(samples)
@@ -81,7 +111,7 @@ impl<'de> Deserialize<'de> for Stamp {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for WireVisitor {
+impl<'de> serde::de::Visitor<'de> for WireVisitor<'_> {
     type Value = Wire;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,9 +133,11 @@ impl<'de> serde::de::Visitor<'de> for WireVisitor {
                 "kind" => kind = Some(map.next_value()?),
                 "payload" => {
                     body = Some(match kind {
-                        Some("samples") => {
-                            Body::Samples(map.next_value_seed(SamplesSeed(self.samples_hint))?)
-                        }
+                        Some("samples") => Body::Samples(map.next_value_seed(SamplesSeed {
+                            hint: self.samples_hint,
+                            max: self.max_samples,
+                            too_many: self.too_many,
+                        })?),
                         Some("heartbeat") => Body::Heartbeat(map.next_value()?),
                         _ => return Err(A::Error::custom("payload before a known kind")),
                     })

@@ -2,9 +2,10 @@
 //! shared streams, what a taken-over partition holds, strays a previous holder left, entries
 //! a dead member left in the shared streams, new entries), and entries turned into messages.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamKey};
 use redis::{Value, cmd};
 
 use super::super::unreachable;
@@ -207,10 +208,22 @@ impl Consumer {
         } else {
             &mut self.commands
         };
-        let reply: Option<StreamReadReply> =
-            c.query_async(connection).await.map_err(unreachable)?;
+        // Read as plain rows, not as redis-rs's StreamReadReply, whose conversion copies the
+        // whole reply first (a 100 MB entry would cost 100 MB more).
+        let reply: Option<ReadRows> = c.query_async(connection).await.map_err(unreachable)?;
         let mut out = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
+        for (key, entries) in reply.unwrap_or_default() {
+            let key = StreamKey {
+                ids: entries
+                    .into_iter()
+                    .map(|(id, map)| StreamId {
+                        id,
+                        map,
+                        ..StreamId::default()
+                    })
+                    .collect(),
+                key,
+            };
             let partition = streams
                 .iter()
                 .find(|(s, _)| *s == key.key)
@@ -232,6 +245,9 @@ impl Consumer {
         Ok(out)
     }
 }
+
+/// An `XREADGROUP` reply: per stream, its entries (id, fields).
+type ReadRows = Vec<(String, Vec<(String, HashMap<String, Value>)>)>;
 
 pub(super) fn received(
     topic: Topic,
