@@ -223,10 +223,23 @@ fn read_all(dir: Option<&Path>) -> Result<Vec<FileText>, LoadError> {
     Ok(files
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p);
+            let text = read_bounded(&p);
             (p, text)
         })
         .collect())
+}
+
+/// The largest definition file read (Ceilometer's own are under 100 KB).
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// A file's text, refused past [`MAX_FILE_BYTES`] before it is read.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    let len = std::fs::metadata(path)?.len();
+    if len > MAX_FILE_BYTES {
+        let msg = format!("file of {len} bytes is too large (at most {MAX_FILE_BYTES})");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg));
+    }
+    std::fs::read_to_string(path)
 }
 
 /// The texts of the files that could be read; the others reported.

@@ -11,15 +11,21 @@ pub enum PatternError {
     /// `""` or `"!"`.
     #[error("empty event type pattern")]
     EmptyPattern,
+    /// Longer than [`MAX_PATTERN_BYTES`].
+    #[error("an event type pattern of {0} bytes is too long (at most {MAX_PATTERN_BYTES})")]
+    TooLong(usize),
     /// A glob that does not parse (`[` unclosed, ...).
     #[error("invalid event type pattern `{pattern}`: {reason}")]
     Invalid {
-        /// The pattern as written.
+        /// The pattern as written (its first 64 characters when long).
         pattern: String,
         /// What is wrong with it.
         reason: String,
     },
 }
+
+/// The longest event type pattern (a glob compiles to a token per character).
+pub const MAX_PATTERN_BYTES: usize = 1024;
 
 /// Which event types a definition applies to.
 ///
@@ -47,13 +53,16 @@ impl Glob {
         if text.is_empty() {
             return Err(PatternError::EmptyPattern);
         }
+        if text.len() > MAX_PATTERN_BYTES {
+            return Err(PatternError::TooLong(text.len()));
+        }
         if !text.contains(['*', '?', '[', ']']) {
             return Ok(Self::Literal(text.to_owned()));
         }
         glob::Pattern::new(text)
             .map(Self::Pattern)
             .map_err(|e| PatternError::Invalid {
-                pattern: text.to_owned(),
+                pattern: text.chars().take(64).collect(),
                 reason: e.msg.to_lowercase(),
             })
     }
@@ -109,5 +118,22 @@ impl fmt::Debug for EventTypes {
 impl fmt::Display for EventTypes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_pattern_is_refused_and_a_bad_one_is_cut_in_the_message() {
+        let huge = "x*".repeat(1 << 20);
+        assert_eq!(
+            EventTypes::new(&[huge.as_str()]).err(),
+            Some(PatternError::TooLong(huge.len()))
+        );
+        let bad = format!("[{}", "a".repeat(1000));
+        let err = EventTypes::new(&[bad.as_str()]).err().expect("refused");
+        assert!(err.to_string().len() < 200, "{err}");
     }
 }

@@ -263,7 +263,12 @@ pub struct SyntaxError {
 /// Parses `text` into a positioned tree.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     // YAML 1.2 booleans only: `n`, `no`, `off` in a map plugin's values stay text.
-    let options = serde_saphyr::options! { strict_booleans: true };
+    // The parser's budget stays, except its aliases-per-anchor heuristic, which refuses
+    // legitimate files that reuse one anchor a hundred times.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: serde_saphyr::budget! { enforce_alias_anchor_ratio: false },
+    };
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
         let at = e
             .location()

@@ -44,15 +44,22 @@ pub enum FilterError {
     /// `!` with nothing after it, or an empty string.
     #[error("empty meter pattern")]
     EmptyPattern,
+    /// Longer than [`MAX_PATTERN_BYTES`].
+    #[error("a meter pattern of {0} bytes is too long (at most {MAX_PATTERN_BYTES})")]
+    TooLong(usize),
     /// Unbalanced `[`, for instance.
     #[error("invalid pattern `{pattern}`: {reason}")]
     BadPattern {
-        /// The pattern as written.
+        /// The pattern as written (cut when long).
         pattern: String,
         /// What the glob parser said.
         reason: String,
     },
 }
+
+/// The longest meter pattern: far more than any meter name needs, and little enough that
+/// compiling one costs nothing (a 50 MB glob once took 3.5 GB).
+pub const MAX_PATTERN_BYTES: usize = 1024;
 
 impl MeterFilter {
     /// Parses a meter list; the error for an invalid pattern names that pattern's index.
@@ -72,6 +79,9 @@ impl MeterFilter {
             if text.is_empty() {
                 return Err((Some(i), FilterError::EmptyPattern));
             }
+            if raw.len() > MAX_PATTERN_BYTES {
+                return Err((Some(i), FilterError::TooLong(raw.len())));
+            }
             if !negated && text == "*" {
                 wildcard = true;
                 continue;
@@ -81,7 +91,7 @@ impl MeterFilter {
                 (
                     Some(i),
                     FilterError::BadPattern {
-                        pattern: raw.to_owned(),
+                        pattern: crate::config::cut(raw).into_owned(),
                         reason,
                     },
                 )
@@ -128,6 +138,16 @@ impl MeterFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_pattern_is_refused_before_it_is_compiled_and_never_echoed_whole() {
+        let huge = format!("cpu{}", "*".repeat(50 << 20));
+        let err = MeterFilter::new(&[huge.as_str()]).expect_err("refused");
+        assert_eq!(err, (Some(0), FilterError::TooLong(huge.len())));
+        let bad = format!("[{}", "a".repeat(1000));
+        let (_, err) = MeterFilter::new(&[bad.as_str()]).expect_err("refused");
+        assert!(err.to_string().len() < 200, "{err}");
+    }
 
     fn filter(patterns: &[&str]) -> MeterFilter {
         MeterFilter::new(patterns).expect("valid filter")

@@ -417,3 +417,37 @@ fn notifications_load_with_defaults_and_refuse_what_cannot_work() {
         assert_eq!(with(section).expect_err(section).to_string(), expected);
     }
 }
+
+#[test]
+fn a_configuration_file_past_8_mib_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pipeline.yaml");
+    let mut text = GOOD.to_owned();
+    text.push_str(&format!("# {}\n", "x".repeat(9 << 20)));
+    std::fs::write(&path, text).expect("write");
+    let err = Config::load(&path).expect_err("refused").to_string();
+    assert!(
+        err.ends_with("is too large for a configuration (at most 8388608)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_anchor_may_be_used_many_times_and_a_duplicate_key_gets_no_parser_advice() {
+    let aliases = vec!["*m"; 150].join(", ");
+    let text = format!(
+        "transport: memory://\nsources:\n  - {{name: a, interval: 10, meters: [&m cpu], sinks: [out]}}\n  - {{name: b, interval: 10, meters: [{aliases}], sinks: [out]}}\nsinks:\n  - {{name: out, publishers: [\"file://x.jsonl\"]}}\n"
+    );
+    let config = load(&text).expect("150 aliases of one anchor are fine");
+    assert_eq!(config.sources.len(), 2);
+    let err = load(&GOOD.replace(
+        "transport: memory://",
+        "transport: memory://\ntransport: memory://",
+    ))
+    .expect_err("duplicate key")
+    .to_string();
+    assert!(
+        err.contains("duplicate") && !err.contains("DuplicateKeyPolicy"),
+        "{err}"
+    );
+}

@@ -80,7 +80,8 @@ pub enum SampleError {
 pub struct Sample {
     /// Unique id; lets consumers de-duplicate after a redelivery.
     pub id: Uuid,
-    /// Dotted meter name, e.g. `disk.device.read.bytes`.
+    /// Dotted meter name, e.g. `disk.device.read.bytes`; never empty.
+    #[serde(deserialize_with = "non_empty")]
     pub name: String,
     /// Gauge, delta or cumulative.
     #[serde(rename = "type")]
@@ -180,6 +181,15 @@ fn check_finite(name: &str, volume: f64) -> Result<(), SampleError> {
     }
 }
 
+/// A meter name as decoded: refused when empty, as [`Sample::new`] refuses it.
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    if name.is_empty() {
+        return Err(serde::de::Error::custom(SampleError::EmptyName));
+    }
+    Ok(name)
+}
+
 fn finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
     if v.is_finite() {
@@ -194,6 +204,16 @@ fn finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_name_is_refused_on_decoding_as_by_the_constructor() {
+        let at = crate::timestamp::parse("2026-11-22T10:00:00Z").expect("time");
+        let sample = Sample::new("cpu", SampleType::Gauge, "%", 1.0, "h", at).expect("sample");
+        let mut json = serde_json::to_value(&sample).expect("json");
+        json["name"] = "".into();
+        let err = serde_json::from_value::<Sample>(json).expect_err("refused");
+        assert_eq!(err.to_string(), "sample has an empty name");
+    }
 
     fn at() -> DateTime<Utc> {
         crate::timestamp::parse("2026-11-22T10:00:00.000000001Z").expect("valid")

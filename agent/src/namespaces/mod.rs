@@ -112,8 +112,8 @@ pub fn load(dir: &Path, namespaces: &[String]) -> Result<Loaded, ConfigErrors> {
     for ns_dir in &dirs {
         let requested = namespaces.contains(ns_dir);
         for path in yaml_files(&dir.join(ns_dir)).map_err(ConfigErrors::from)? {
-            let file: NamespaceFile = match std::fs::read_to_string(&path)
-                .map_err(|e| file_error(&path, format!("cannot read: {e}")))
+            let file: NamespaceFile = match hb_pipeline::config::read_file(&path)
+                .map_err(|message| file_error(&path, message))
                 .and_then(|text| parse_yaml(&text, &path))
             {
                 Ok(f) => f,

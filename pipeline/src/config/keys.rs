@@ -20,7 +20,7 @@ use super::{ConfigError, Origin};
 /// that is not YAML gives none: the typed pass reports it.
 pub fn unknown(text: &str, path: &Path) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    if let Ok(node) = serde_saphyr::from_str::<Node>(text) {
+    if let Ok(node) = serde_saphyr::from_str_with_options::<Node>(text, super::yaml_options()) {
         check(&node, Shape::Config, "", path, &mut errors);
     }
     errors
