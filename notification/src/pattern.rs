@@ -133,7 +133,9 @@ mod tests {
             Some(PatternError::TooLong(huge.len()))
         );
         let bad = format!("[{}", "a".repeat(1000));
-        let err = EventTypes::new(&[bad.as_str()]).err().expect("refused");
+        let Err(err) = EventTypes::new(&[bad.as_str()]) else {
+            panic!("refused");
+        };
         assert!(err.to_string().len() < 200, "{err}");
     }
 }
