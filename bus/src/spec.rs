@@ -56,6 +56,9 @@ pub struct Common {
     /// Bytes of messages a collector holds unacknowledged at most (`prefetch_bytes`, default
     /// 64 MiB), besides at most `prefetch` messages: it stops receiving while they exceed it.
     pub prefetch_bytes: usize,
+    /// Signed envelopes sent longer ago than this are refused as replays (`max_age_s`,
+    /// default 7 days: longer than an agent's spool is expected to wait for a broker).
+    pub max_age: Duration,
 }
 
 /// `rabbit://` (`amqp://`, `amqps://`).
@@ -169,13 +172,13 @@ pub enum TransportError {
 }
 
 const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions, max_message_bytes, \
-                              max_samples_per_envelope, prefetch_bytes";
+                              max_samples_per_envelope, prefetch_bytes, max_age_s";
 const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
                              compression, session_timeout_ms, timeout_ms, tls, max_message_bytes, \
-                             max_samples_per_envelope, prefetch_bytes";
+                             max_samples_per_envelope, prefetch_bytes, max_age_s";
 const REDIS_OPTIONS: &str = "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, \
                              claim_idle_ms, lease_ms, max_message_bytes, max_samples_per_envelope, \
-                             prefetch_bytes";
+                             prefetch_bytes, max_age_s";
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];
 
 impl Transport {
@@ -229,6 +232,7 @@ fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, Tran
         max_message_bytes: o.number("max_message_bytes", 16 << 20, 1024, 1 << 30)?,
         max_samples_per_envelope: o.number("max_samples_per_envelope", 100_000, 1, 10_000_000)?,
         prefetch_bytes: o.number("prefetch_bytes", 64 << 20, 1 << 20, 1 << 32)?,
+        max_age: Duration::from_secs(o.number("max_age_s", 7 * 86_400, 60, 365 * 86_400)?),
     })
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::notify::Notifier;
 use crate::partitions;
+use crate::replays::{Key, Replays};
 use crate::stats::{Stats, add};
 use crate::worker::Worker;
 
@@ -62,6 +63,13 @@ pub async fn run(
     partitions::warn_unpartitioned(pipeline, notifier);
     let assigned = partitions::follow(transport, coordination, shutdown)
         .map_err(ConsumeError::Coordination)?;
+    // Kept across reconnections: what was acknowledged stays acknowledged.
+    let replays = secret.map(|_| {
+        let max_age = transport
+            .common()
+            .map_or(Duration::from_secs(7 * 86_400), |c| c.max_age);
+        Arc::new(Replays::new(max_age))
+    });
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
@@ -91,6 +99,7 @@ pub async fn run(
             tasks: JoinSet::new(),
             failed: Arc::default(),
             stats: Arc::clone(stats),
+            replays: replays.clone(),
         };
         let window = Arc::new(Semaphore::new(prefetch));
         let bytes_window = Arc::new(Semaphore::new(prefetch_kib));
@@ -102,6 +111,7 @@ pub async fn run(
             pipeline,
             secret,
             limits,
+            replays: replays.as_deref(),
             notifier,
             stats,
         };
@@ -217,25 +227,29 @@ pub(crate) struct Acks {
     /// The error of an acknowledgement that failed: the connection is gone; reconnect.
     failed: Arc<Mutex<Option<BusError>>>,
     stats: Arc<Stats>,
+    replays: Option<Arc<Replays>>,
 }
 
 impl Acks {
-    /// Acknowledges `messages` once every receipt says every sink published what they held.
+    /// Acknowledges `messages` once every receipt says every sink published what they held,
+    /// then records the envelopes' sequence numbers (`marks`) as acknowledged.
     /// `held` is the messages' room in the unacknowledged window, freed once they are done.
     pub(crate) fn after(
         &mut self,
         receipts: [Receipt; 2],
         mut messages: Vec<Received>,
         held: Held,
+        marks: Vec<(Key, u64)>,
     ) {
         for m in &mut messages {
             // Only the token is needed from here on.
             m.payload = Vec::new();
         }
-        let (acker, failed, stats) = (
+        let (acker, failed, stats, replays) = (
             self.acker.clone(),
             Arc::clone(&self.failed),
             Arc::clone(&self.stats),
+            self.replays.clone(),
         );
         self.tasks.spawn(async move {
             let _held = held;
@@ -247,6 +261,9 @@ impl Acks {
             match acker.ack(&messages).await {
                 Ok(()) => {
                     add(&stats.acked, messages.len() as u64);
+                    if let Some(replays) = replays {
+                        replays.acknowledged(marks);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, messages = messages.len(), "acknowledgement failed; the broker will redeliver");

@@ -17,6 +17,7 @@
 //! - [`partitions`]: the samples partitions this collector consumes (the collectors' group and
 //!   hash ring), and the transformer state forgotten when one moves.
 //! - [`replay`]: `replay`, the archive of a time range sent through one sink.
+//! - [`replays`]: replay protection: per producer the highest sequence acknowledged, a maximum age.
 //! - [`stats`]: counters, logged as progress lines.
 //! - `worker`: one batch: decode, verify, convert, submit, refuse by reason, dead-letter.
 #![warn(missing_docs)]
@@ -27,5 +28,6 @@ mod decode;
 pub mod notify;
 pub mod partitions;
 pub mod replay;
+pub mod replays;
 pub mod stats;
 mod worker;

@@ -17,6 +17,8 @@ pub struct Stats {
     pub heartbeats: AtomicU64,
     /// Envelopes dropped for a missing or wrong signature.
     pub refused: AtomicU64,
+    /// Signed envelopes refused as replays (seen and acknowledged already, or too old).
+    pub replayed: AtomicU64,
     /// Undecodable messages sent to the dead-letter destination.
     pub dead_lettered: AtomicU64,
     /// Undecodable messages dropped because the dead-letter destination refused them.
@@ -53,6 +55,7 @@ impl Stats {
             unrouted = get(&self.unrouted),
             heartbeats = get(&self.heartbeats),
             refused = get(&self.refused),
+            replayed = get(&self.replayed),
             dead_lettered = get(&self.dead_lettered),
             dead_letter_failures = get(&self.dead_letter_failures),
             oversized = get(&self.oversized),

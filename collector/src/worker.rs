@@ -10,6 +10,7 @@ use hb_sample::{Body, Envelope, EnvelopeError, Limits, Secret, envelope::claimed
 use crate::consume::{Acks, Held};
 use crate::decode::decode_all;
 use crate::notify::Notifier;
+use crate::replays::{Key, Replays};
 use crate::stats::{Stats, add};
 
 /// Attempts at writing one dead letter before the message is dropped (see
@@ -25,6 +26,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) pipeline: &'a Pipeline,
     pub(crate) secret: Option<&'a Secret>,
     pub(crate) limits: Limits,
+    /// Replay protection, with a secret.
+    pub(crate) replays: Option<&'a Replays>,
     pub(crate) notifier: Option<&'a Notifier>,
     pub(crate) stats: &'a Stats,
 }
@@ -39,7 +42,7 @@ impl Worker<'_> {
         held: Held,
     ) -> Result<(), BusError> {
         add(&self.stats.messages, batch.len() as u64);
-        let mut samples = self.decode(&mut batch).await?;
+        let (mut samples, marks) = self.decode(&mut batch).await?;
         let mut events = Vec::new();
         self.notifications(&mut batch, &mut samples, &mut events)
             .await;
@@ -50,7 +53,7 @@ impl Worker<'_> {
         let published = self.pipeline.submit_events(events).await;
         add(&self.stats.unrouted_events, published.unrouted as u64);
         self.acks
-            .after([submitted.receipt, published.receipt], batch, held);
+            .after([submitted.receipt, published.receipt], batch, held, marks);
         Ok(())
     }
 
@@ -94,7 +97,11 @@ impl Worker<'_> {
     /// The samples of every valid envelope (the messages that are not notifications);
     /// heartbeats are logged, refused envelopes counted and undecodable messages
     /// dead-lettered.
-    async fn decode(&mut self, batch: &mut [Received]) -> Result<Vec<hb_sample::Sample>, BusError> {
+    /// Also returns each accepted envelope's sequence mark, for replay protection.
+    async fn decode(
+        &mut self,
+        batch: &mut [Received],
+    ) -> Result<(Vec<hb_sample::Sample>, Vec<(Key, u64)>), BusError> {
         let ours: Vec<usize> = (0..batch.len())
             .filter(|&i| batch[i].topic != Topic::Notifications)
             .collect();
@@ -111,9 +118,31 @@ impl Worker<'_> {
         for (&i, payload) in ours.iter().zip(payloads) {
             batch[i].payload = payload;
         }
-        let mut samples = Vec::new();
+        let (mut samples, mut marks) = (Vec::new(), Vec::new());
+        let now = chrono::Utc::now();
         for (&i, decoded) in ours.iter().zip(decoded) {
             let message = &mut batch[i];
+            if let (Some(replays), Ok(envelope)) = (self.replays, &decoded) {
+                let key = Key::new(
+                    &envelope.producer.agent_id,
+                    message.topic,
+                    message.partition,
+                );
+                if let Err(stale) = replays.check(&key, envelope.seq, envelope.sent_at, now) {
+                    let total = add(&self.stats.replayed, 1);
+                    tracing::warn!(
+                        message_id = %message.id,
+                        host = %envelope.producer.host,
+                        agent_id = %envelope.producer.agent_id,
+                        seq = envelope.seq,
+                        error = %stale,
+                        replayed_total = total,
+                        "envelope refused as a replay and dropped"
+                    );
+                    continue;
+                }
+                marks.push((key, envelope.seq));
+            }
             match decoded {
                 Ok(Envelope {
                     body: Body::Samples(s),
@@ -123,7 +152,7 @@ impl Worker<'_> {
                 Err(error) => self.refuse(message, error).await,
             }
         }
-        Ok(samples)
+        Ok((samples, marks))
     }
 
     fn heartbeat(&mut self, topic: Topic, envelope: &Envelope) {

@@ -366,7 +366,9 @@ pub fn signed_envelopes(
             agent_id: format!("{host}/test"),
             namespaces: vec!["test".into()],
         };
-        let payload = Envelope::samples(producer, e as u64, samples)
+        // Numbered as an agent numbers them: from the time, so that later calls count on.
+        let seq = chrono::Utc::now().timestamp_micros().unsigned_abs() + e as u64;
+        let payload = Envelope::samples(producer, seq, samples)
             .encode(Some(&secret))
             .expect("encode");
         let partitions = transport.common().map_or(1, |c| c.partitions);

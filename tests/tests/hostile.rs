@@ -35,3 +35,13 @@ fn redis_a_195_mb_message() {
 fn rabbit_a_120_mb_message() {
     hostile::large_and_forged_messages(Rabbit, Some(120));
 }
+
+#[test]
+fn redis_replayed_envelopes() {
+    hostile::replayed_envelopes(Redis);
+}
+
+#[test]
+fn rabbit_replayed_envelopes() {
+    hostile::replayed_envelopes(Rabbit);
+}
