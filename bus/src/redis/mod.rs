@@ -1,6 +1,8 @@
 //! Redis Streams: one stream per samples partition (`<prefix>samples.<p>`) and per other
-//! topic (`<prefix>heartbeats`, `<prefix>dead`), `XADD` with an approximate `MAXLEN`, one
-//! consumer group for the collectors, `XACK` after the sinks. A partition stream is read by
+//! topic (`<prefix>heartbeats`, `<prefix>dead`), one consumer group for the collectors, `XACK`
+//! after the sinks. A stream holds at most `maxlen` entries: an agent's `XADD` is refused when
+//! it is full (the agent spools), never trimmed over unread entries; collectors delete what
+//! every group acknowledged (`scripts.rs`). The dead-letter stream keeps its newest `maxlen`. A partition stream is read by
 //! the holder of its lease only (`lease.rs`); the shared streams by any member, with
 //! `XAUTOCLAIM` of entries left pending by a consumer that died.
 //!
@@ -24,6 +26,7 @@ use crate::{BusError, Outgoing, RedisSpec};
 
 mod consumer;
 mod lease;
+mod scripts;
 
 pub use consumer::{Acker, Consumer};
 
@@ -56,7 +59,8 @@ async fn connect(client: &Client, response: Duration) -> Result<MultiplexedConne
         .map_err(unreachable)
 }
 
-/// `XADD stream MAXLEN ~ maxlen * field value ...`.
+/// `XADD stream MAXLEN ~ maxlen * field value ...`: for dead letters, of which the oldest
+/// go past `maxlen`.
 fn xadd(stream: &str, maxlen: usize, fields: &[(&str, &[u8])]) -> redis::Cmd {
     let mut c = cmd("XADD");
     c.arg(stream).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
@@ -98,13 +102,15 @@ impl Producer {
             Some(p) => self.spec.common.partition_name(p),
             None => self.spec.common.name(message.topic),
         };
-        let fields: [(&str, &[u8]); 3] = [
-            ("payload", &message.payload),
-            ("key", message.key.as_bytes()),
-            ("routing", message.routing_key.as_bytes()),
-        ];
-        let reply: Result<String, RedisError> = xadd(&stream, self.spec.maxlen, &fields)
-            .query_async(&mut connection)
+        // Refused when the stream is full rather than trimmed: MAXLEN would delete the oldest
+        // entries whether or not a collector read them.
+        let reply: Result<String, RedisError> = scripts::XADD_IF_ROOM
+            .key(&stream)
+            .arg(self.spec.maxlen)
+            .arg(&message.payload[..])
+            .arg(&message.key)
+            .arg(&message.routing_key)
+            .invoke_async(&mut connection)
             .await;
         reply.map(drop).map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
@@ -112,6 +118,9 @@ impl Producer {
                 if let Ok(mut slot) = self.connection.try_lock() {
                     *slot = None;
                 }
+            }
+            if e.code() == Some(scripts::FULL) {
+                tracing::warn!(%stream, maxlen = self.spec.maxlen, "redis stream full: collectors are behind or down; the envelope is refused (an agent spools it)");
             }
             BusError::NotConfirmed {
                 transport: TRANSPORT,

@@ -4,6 +4,7 @@
 //! (`lease.rs`), taken over whole (everything pending in it) when the lease is won.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -27,7 +28,14 @@ pub struct Acker {
     commands: MultiplexedConnection,
     group: String,
     in_flight: InFlight,
+    /// When each of hb's own streams was last trimmed of what every group acknowledged.
+    trimmed: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+    /// hb's streams start with it (the services' notification streams are theirs to trim).
+    prefix: String,
 }
+
+/// How often a stream is trimmed of what every group acknowledged.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 impl Acker {
     pub(crate) async fn ack(&self, messages: &[Received]) -> Result<(), BusError> {
@@ -43,14 +51,17 @@ impl Acker {
                 None => per_stream.push((stream, vec![id])),
             }
         }
-        for (stream, ids) in per_stream {
+        for (stream, ids) in &per_stream {
             let _: u64 = cmd("XACK")
-                .arg(stream)
+                .arg(*stream)
                 .arg(&self.group)
-                .arg(&ids)
+                .arg(ids)
                 .query_async(&mut commands)
                 .await
                 .map_err(unreachable)?;
+        }
+        for (stream, _) in per_stream {
+            self.trim(&mut commands, stream).await;
         }
         for m in messages {
             if let Some(p) = m.partition {
@@ -58,6 +69,33 @@ impl Acker {
             }
         }
         Ok(())
+    }
+}
+
+impl Acker {
+    /// Deletes what every group acknowledged from one of hb's streams, at most every
+    /// [`TRIM_EVERY`]; a failure is logged and tried again next time.
+    async fn trim(&self, commands: &mut MultiplexedConnection, stream: &str) {
+        if !stream.starts_with(&self.prefix) {
+            return;
+        }
+        {
+            let mut trimmed = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            match trimmed.get(stream) {
+                Some(at) if now.duration_since(*at) < TRIM_EVERY => return,
+                _ => trimmed.insert(stream.to_owned(), now),
+            };
+        }
+        let deleted: Result<u64, _> = super::scripts::TRIM_ACKNOWLEDGED
+            .key(stream)
+            .invoke_async(commands)
+            .await;
+        match deleted {
+            Ok(n) if n > 0 => tracing::debug!(%stream, deleted = n, "acknowledged entries trimmed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%stream, %error, "cannot trim acknowledged entries"),
+        }
     }
 }
 
@@ -312,6 +350,8 @@ impl Consumer {
             commands: self.commands.clone(),
             group: self.spec.group.clone(),
             in_flight: self.in_flight.clone(),
+            trimmed: Arc::default(),
+            prefix: self.spec.common.prefix.clone(),
         }
     }
 
