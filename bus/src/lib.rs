@@ -52,6 +52,7 @@ mod rabbit;
 mod redis;
 pub mod secret_url;
 pub mod spec;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use error::BusError;
@@ -59,8 +60,11 @@ pub use features::NotInBuild;
 pub use message::{Outgoing, Received, Topic};
 pub use notifications::NotificationSources;
 pub use partition::{Assigned, Assignment, Partition};
+#[cfg(feature = "redis")]
+pub use redis::{client_from_url as redis_client_from_url, open_client as redis_client};
 pub use secret_url::SecretUrl;
-pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Transport, TransportError};
+pub use spec::{Common, KafkaSpec, RabbitSpec, RedisSpec, Sasl, Transport, TransportError};
+pub use tls::{Tls, TlsError};
 
 /// Publishes to the bus of a [`Transport`].
 pub enum Producer {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::options::Options;
 use crate::secret_url::{SecretUrl, redact};
+use crate::tls::{Tls, TlsError};
 
 /// Schemes this build understands, for error messages.
 pub const AVAILABLE: &str =
@@ -72,6 +73,8 @@ pub struct RabbitSpec {
     pub uri: SecretUrl,
     /// The topic exchange envelopes are published to.
     pub exchange: String,
+    /// `tls_ca`, `tls_cert`, `tls_key` (`amqps://` only).
+    pub tls: Tls,
     /// Shared options.
     pub common: Common,
     shown: String,
@@ -92,8 +95,12 @@ pub struct KafkaSpec {
     pub compression: String,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
-    /// TLS (`security.protocol=ssl`).
+    /// TLS (`security.protocol=ssl`, or `sasl_ssl` with SASL).
     pub tls: bool,
+    /// `tls_ca`, `tls_cert`, `tls_key`, `tls_insecure` (with `tls=true` only).
+    pub tls_options: Tls,
+    /// SASL authentication (`sasl_mechanism`, `sasl_username`, `sasl_password_env`).
+    pub sasl: Option<Sasl>,
     /// How long a send (or topic creation) may wait for the broker before it counts as
     /// not confirmed.
     pub timeout: Duration,
@@ -122,9 +129,43 @@ pub struct RedisSpec {
     /// Time to live of a partition lease: a collector that dies gives its partitions up
     /// this long after its last renewal.
     pub lease: Duration,
+    /// `tls_ca`, `tls_cert`, `tls_key`, `tls_insecure` (`rediss://` only).
+    pub tls: Tls,
     /// Shared options.
     pub common: Common,
     shown: String,
+}
+
+/// SASL authentication of a Kafka client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (librdkafka's `sasl.mechanism`).
+    pub mechanism: String,
+    /// `sasl.username`.
+    pub username: String,
+    /// The environment variable holding the password (read when a client is built; a
+    /// password is never in the URL, which kafka:// refuses credentials in).
+    pub password_env: String,
+}
+
+/// SASL mechanisms a kafka:// URL may name.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+impl Sasl {
+    /// The password, from the environment variable `password_env`.
+    pub fn password(&self) -> Result<String, String> {
+        match std::env::var(&self.password_env) {
+            Ok(p) if !p.is_empty() => Ok(p),
+            Ok(_) => Err(format!(
+                "sasl_password_env: the environment variable {} is empty",
+                self.password_env
+            )),
+            Err(_) => Err(format!(
+                "sasl_password_env: the environment variable {} is not set",
+                self.password_env
+            )),
+        }
+    }
 }
 
 /// Why a transport URL was refused.
@@ -167,6 +208,15 @@ pub enum TransportError {
         /// What a valid value looks like.
         reason: String,
     },
+    /// A TLS option refused: a file missing, unreadable or without PEM, or an option the
+    /// scheme does not take.
+    #[error("invalid {scheme}:// option {error}")]
+    Tls {
+        /// The transport's scheme.
+        scheme: &'static str,
+        /// The option and what is wrong with it.
+        error: TlsError,
+    },
     /// Host, port or path refused.
     #[error("invalid {scheme}:// address: {reason}")]
     Address {
@@ -178,13 +228,16 @@ pub enum TransportError {
 }
 
 const RABBIT_OPTIONS: &str = "exchange, prefix, batch, prefetch, partitions, max_message_bytes, \
-                              max_samples_per_envelope, prefetch_bytes, max_age_s";
+                              max_samples_per_envelope, prefetch_bytes, max_age_s, tls_ca, \
+                              tls_cert, tls_key, tls_insecure";
 const KAFKA_OPTIONS: &str = "prefix, batch, prefetch, group, partitions, replication, linger_ms, \
                              compression, session_timeout_ms, timeout_ms, tls, max_message_bytes, \
-                             max_samples_per_envelope, prefetch_bytes, max_age_s";
+                             max_samples_per_envelope, prefetch_bytes, max_age_s, tls_ca, \
+                             tls_cert, tls_key, tls_insecure, sasl_mechanism, sasl_username, \
+                             sasl_password_env";
 const REDIS_OPTIONS: &str = "prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, \
                              claim_idle_ms, lease_ms, max_message_bytes, max_samples_per_envelope, \
-                             prefetch_bytes, max_age_s";
+                             prefetch_bytes, max_age_s, tls_ca, tls_cert, tls_key, tls_insecure";
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4"];
 
 impl Transport {
@@ -229,6 +282,18 @@ impl fmt::Display for Transport {
     }
 }
 
+/// The URL as written, any password replaced by `***`.
+macro_rules! shown {
+    ($($spec:ty),*) => {$(
+        impl fmt::Display for $spec {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.shown)
+            }
+        }
+    )*};
+}
+shown!(RabbitSpec, KafkaSpec, RedisSpec);
+
 fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, TransportError> {
     Ok(Common {
         prefix: o.string("prefix", prefix)?,
@@ -240,6 +305,41 @@ fn common(o: &mut Options, prefix: &str, prefetch: usize) -> Result<Common, Tran
         prefetch_bytes: o.number("prefetch_bytes", 64 << 20, 1 << 20, 1 << 32)?,
         max_age: Duration::from_secs(o.number("max_age_s", 7 * 86_400, 60, 365 * 86_400)?),
     })
+}
+
+/// The TLS options of `o`; `tls` says whether the connection is TLS at all (`needs` says how
+/// to make it so, for the message when options are given without it).
+fn tls(
+    o: &mut Options,
+    scheme: &'static str,
+    tls: bool,
+    needs: &str,
+) -> Result<Tls, TransportError> {
+    let (ca, cert, key, insecure) = (
+        o.text("tls_ca"),
+        o.text("tls_cert"),
+        o.text("tls_key"),
+        o.text("tls_insecure"),
+    );
+    let options = Tls::load(
+        ca.as_deref(),
+        cert.as_deref(),
+        key.as_deref(),
+        insecure.as_deref(),
+    )
+    .map_err(|error| TransportError::Tls { scheme, error })?;
+    if !tls && !options.is_default() {
+        let option = [("tls_ca", &ca), ("tls_cert", &cert), ("tls_key", &key)]
+            .into_iter()
+            .find(|(_, v)| v.is_some())
+            .map_or("tls_insecure", |(name, _)| name);
+        let error = TlsError {
+            option,
+            reason: format!("is for TLS connections: {needs}"),
+        };
+        return Err(TransportError::Tls { scheme, error });
+    }
+    Ok(options)
 }
 
 /// Parses `user:pass@host:port/path` with the `url` crate, for validation and redaction.
@@ -259,11 +359,26 @@ fn rabbit(scheme: &str, addr: &str, query: &str) -> Result<RabbitSpec, Transport
     let (_, uri) = address(scheme, addr)?;
     let mut o = Options::parse("rabbit", query, RABBIT_OPTIONS)?;
     let exchange = o.string("exchange", "hb")?;
+    let tls = tls(&mut o, "rabbit", scheme == "amqps", "use amqps://")?;
+    if tls.insecure {
+        // lapin's TLS configuration has no way to turn verification off.
+        let error = TlsError {
+            option: "tls_insecure",
+            reason: "is not supported by the AMQP client: trust the server's CA with \
+                     tls_ca=PATH instead"
+                .to_owned(),
+        };
+        return Err(TransportError::Tls {
+            scheme: "rabbit",
+            error,
+        });
+    }
     let common = common(&mut o, "hb.", 100)?;
     Ok(RabbitSpec {
         shown: with_query(uri.to_string(), query),
         uri,
         exchange,
+        tls,
         common,
     })
 }
@@ -304,6 +419,8 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
     let session_timeout =
         Duration::from_millis(o.number("session_timeout_ms", 45_000, 1_000, 3_600_000)?);
     let tls = o.flag("tls", false)?;
+    let tls_options = self::tls(&mut o, "kafka", tls, "add tls=true")?;
+    let sasl = sasl(&mut o)?;
     let timeout = Duration::from_millis(o.number("timeout_ms", 10_000, 1_000, 600_000)?);
     let common = common(&mut o, "hb.", 1000)?;
     Ok(KafkaSpec {
@@ -314,6 +431,8 @@ fn kafka(addr: &str, query: &str) -> Result<KafkaSpec, TransportError> {
         compression,
         session_timeout,
         tls,
+        tls_options,
+        sasl,
         timeout,
         common,
         shown: with_query(format!("kafka://{addr}"), query),
@@ -344,6 +463,7 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
     let block = Duration::from_millis(o.number("block_ms", 1000, 1, 60_000)?);
     let claim_idle = Duration::from_millis(o.number("claim_idle_ms", 30_000, 100, 86_400_000)?);
     let lease = Duration::from_millis(o.number("lease_ms", 5_000, 300, 600_000)?);
+    let tls = tls(&mut o, "redis", scheme == "rediss", "use rediss://")?;
     let common = common(&mut o, "hb:", 100)?;
     Ok(RedisSpec {
         shown: with_query(secret.to_string(), query),
@@ -354,8 +474,63 @@ fn redis(scheme: &str, addr: &str, query: &str) -> Result<RedisSpec, TransportEr
         block,
         claim_idle,
         lease,
+        tls,
         common,
     })
+}
+
+fn sasl(o: &mut Options) -> Result<Option<Sasl>, TransportError> {
+    let mechanism = o.text("sasl_mechanism");
+    let username = o.text("sasl_username");
+    let password_env = o.text("sasl_password_env");
+    let (mechanism, username, password_env) = match (mechanism, username, password_env) {
+        (None, None, None) => return Ok(None),
+        (Some(m), Some(u), Some(p)) => (m, u, p),
+        (m, u, p) => {
+            let missing: Vec<&str> = [
+                ("sasl_mechanism", m.is_none()),
+                ("sasl_username", u.is_none()),
+                ("sasl_password_env", p.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            let given = [
+                ("sasl_mechanism", m),
+                ("sasl_username", u),
+                ("sasl_password_env", p),
+            ]
+            .into_iter()
+            .find_map(|(name, v)| v.map(|v| (name, v)));
+            let (name, value) = given.unwrap_or(("sasl_mechanism", String::new()));
+            let reason = format!("SASL also needs {}", missing.join(" and "));
+            return Err(o.invalid(name, value, &reason));
+        }
+    };
+    if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+        let reason = format!("expected one of {}", SASL_MECHANISMS.join(", "));
+        return Err(o.invalid("sasl_mechanism", mechanism, &reason));
+    }
+    if username.is_empty() {
+        return Err(o.invalid("sasl_username", username, "must not be empty"));
+    }
+    if password_env.is_empty() {
+        return Err(o.invalid(
+            "sasl_password_env",
+            password_env,
+            "must name the environment variable that holds the password",
+        ));
+    }
+    let sasl = Sasl {
+        mechanism,
+        username,
+        password_env,
+    };
+    if let Err(reason) = sasl.password() {
+        let value = sasl.password_env.clone();
+        return Err(o.invalid("sasl_password_env", value, &reason));
+    }
+    Ok(Some(sasl))
 }
 
 /// At most 200 characters of a refused value, for the message.
@@ -371,6 +546,19 @@ fn with_query(shown: String, query: &str) -> String {
         shown
     } else {
         format!("{shown}?{query}")
+    }
+}
+
+impl RedisSpec {
+    /// The Redis URL with the TLS options as its query: the coordination backend on the bus's
+    /// own Redis (see `hb_bus::redis_client_from_url`).
+    pub fn backend_url(&self) -> SecretUrl {
+        let query = self.tls.query();
+        if query.is_empty() {
+            self.url.clone()
+        } else {
+            SecretUrl::new(format!("{}?{query}", self.url.expose()))
+        }
     }
 }
 

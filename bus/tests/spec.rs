@@ -62,7 +62,7 @@ fn refusals_name_the_option_and_the_valid_choices() {
     let cases = [
         (
             "redis://127.0.0.1:6379/0?stream=x",
-            "unknown option `stream` for redis:// (valid: prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, claim_idle_ms, lease_ms, max_message_bytes, max_samples_per_envelope, prefetch_bytes, max_age_s)",
+            "unknown option `stream` for redis:// (valid: prefix, batch, prefetch, partitions, maxlen, group, consumer, block_ms, claim_idle_ms, lease_ms, max_message_bytes, max_samples_per_envelope, prefetch_bytes, max_age_s, tls_ca, tls_cert, tls_key, tls_insecure)",
         ),
         (
             "rabbit://127.0.0.1?batch=0",

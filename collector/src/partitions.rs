@@ -40,7 +40,7 @@ pub fn backend(transport: &Transport, configured: Option<&Coordination>) -> Opti
     match transport {
         // One group per bus: collectors of other prefixes on the same Redis are not members.
         Transport::Redis(spec) => Some(Coordination {
-            backend_url: spec.url.clone(),
+            backend_url: spec.backend_url(),
             group: format!("{}{}", spec.common.prefix, spec.group),
             heartbeat: Duration::from_secs(1),
             timeout: Duration::from_secs(3),

@@ -76,9 +76,9 @@ impl Share {
 /// Why the coordinator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinationError {
-    /// The backend URL was refused by the Redis client.
+    /// The backend URL (or one of its TLS options) was refused.
     #[error("coordination backend: {0}")]
-    Backend(#[from] RedisError),
+    Backend(String),
 }
 
 /// One agent's membership of its group.
@@ -129,7 +129,9 @@ impl Coordinator {
         space: &str,
         member: String,
     ) -> Result<Self, CoordinationError> {
-        let client = Client::open(config.backend_url.expose())?;
+        // The same client as the Redis bus's, TLS options (`?tls_ca=...`) included.
+        let client = hb_bus::redis_client_from_url(&config.backend_url)
+            .map_err(CoordinationError::Backend)?;
         let key = format!("hb:{space}:{}:{member}", config.group);
         let pattern = format!("hb:{space}:{}:*", config.group);
         Ok(Self {

@@ -48,7 +48,7 @@ impl Consumer {
         let member = Member {
             offsets: Arc::clone(&offsets),
         };
-        let consumer: BaseConsumer<Member> = base(spec)
+        let consumer: BaseConsumer<Member> = base(spec)?
             .set("group.id", &spec.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")

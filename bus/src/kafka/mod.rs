@@ -83,21 +83,54 @@ impl ClientContext for Quiet {
 
 impl ConsumerContext for Quiet {}
 
-pub(crate) fn base(spec: &KafkaSpec) -> ClientConfig {
+pub(crate) fn base(spec: &KafkaSpec) -> Result<ClientConfig, BusError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &spec.brokers);
+    let protocol = match (spec.tls, spec.sasl.is_some()) {
+        (false, false) => "plaintext",
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    config.set("security.protocol", protocol);
     if spec.tls {
-        config.set("security.protocol", "ssl");
-        // The OpenSSL linked in (rdkafka's `ssl-vendored`) looks for CA certificates under its
-        // own build prefix, not the system's: librdkafka's probe finds the system's store
-        // (/etc/ssl/certs, /etc/pki/tls, ...).
-        config.set("ssl.ca.location", "probe");
+        let tls = &spec.tls_options;
+        tls.warn_if_insecure(&format_args!("kafka {spec}"));
+        match &tls.ca {
+            Some(ca) => config.set("ssl.ca.location", ca.path.to_string_lossy()),
+            // The OpenSSL linked in (rdkafka's `ssl-vendored`) looks for CA certificates under
+            // its own build prefix, not the system's: librdkafka's probe finds the system's
+            // store (/etc/ssl/certs, /etc/pki/tls, ...).
+            None => config.set("ssl.ca.location", "probe"),
+        };
+        if let Some(id) = &tls.identity {
+            config.set("ssl.certificate.location", id.cert.path.to_string_lossy());
+            config.set("ssl.key.location", id.key.path.to_string_lossy());
+        }
+        if tls.insecure {
+            config.set("enable.ssl.certificate.verification", "false");
+            config.set("ssl.endpoint.identification.algorithm", "none");
+        } else {
+            // librdkafka >= 2.0 verifies the host name by default; said here so it stays.
+            config.set("enable.ssl.certificate.verification", "true");
+            config.set("ssl.endpoint.identification.algorithm", "https");
+        }
     }
-    config
+    if let Some(sasl) = &spec.sasl {
+        let password = sasl.password().map_err(|reason| BusError::Setup {
+            transport: TRANSPORT,
+            what: "SASL authentication".to_owned(),
+            reason,
+        })?;
+        config.set("sasl.mechanism", &sasl.mechanism);
+        config.set("sasl.username", &sasl.username);
+        config.set("sasl.password", password);
+    }
+    Ok(config)
 }
 
 pub(crate) fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusError> {
-    base(spec)
+    base(spec)?
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", spec.linger.as_millis().to_string())
@@ -111,7 +144,7 @@ pub(crate) fn producer(spec: &KafkaSpec) -> Result<FutureProducer<Quiet>, BusErr
 /// have yet (asking first, so that a broker without CreateTopics, or an account without the
 /// right to use it, works with topics made by an administrator or the services).
 pub(crate) async fn ensure_topics(spec: &KafkaSpec, extra: &[String]) -> Result<(), BusError> {
-    let admin: AdminClient<Quiet> = base(spec)
+    let admin: AdminClient<Quiet> = base(spec)?
         .create_with_context(Quiet)
         .map_err(|e| setup("the admin client", e))?;
     let timeout = spec.timeout;

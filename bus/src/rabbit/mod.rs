@@ -18,6 +18,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -55,12 +56,29 @@ fn setup(what: String) -> impl FnOnce(lapin::Error) -> BusError {
     }
 }
 
+/// `tls_ca` (added to the public roots lapin trusts) and `tls_cert` + `tls_key` (the client
+/// certificate) as lapin's TLS configuration.
+fn tls_config(spec: &RabbitSpec) -> OwnedTLSConfig {
+    OwnedTLSConfig {
+        identity: spec.tls.identity.as_ref().map(|id| OwnedIdentity::PKCS8 {
+            pem: id.cert.pem.clone(),
+            key: id.key.pem.clone(),
+        }),
+        cert_chain: spec
+            .tls
+            .ca
+            .as_ref()
+            .map(|ca| String::from_utf8_lossy(&ca.pem).into_owned()),
+    }
+}
+
 /// Connects, opens a channel in confirm mode and declares the exchange and queues.
 async fn open(spec: &RabbitSpec, role: &str) -> Result<(Connection, Channel), BusError> {
     let properties = ConnectionProperties::default().with_connection_name(role.into());
+    let runtime = lapin::runtime::default_runtime().map_err(unreachable)?;
     let connection = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        Connection::connect(spec.uri.expose(), properties),
+        Connection::connect_with_config(spec.uri.expose(), properties, tls_config(spec), runtime),
     )
     .await
     .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?

@@ -19,10 +19,10 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, cmd};
+use redis::{AsyncConnectionConfig, Client, ClientTlsConfig, RedisError, TlsCertificates, cmd};
 use tokio::sync::Mutex;
 
-use crate::{BusError, Outgoing, RedisSpec};
+use crate::{BusError, Outgoing, RedisSpec, SecretUrl, Tls};
 
 mod consumer;
 mod lease;
@@ -42,11 +42,54 @@ fn unreachable(e: RedisError) -> BusError {
 }
 
 fn client(spec: &RedisSpec) -> Result<Client, BusError> {
-    Client::open(spec.url.expose()).map_err(|e| BusError::Setup {
+    open_client(&spec.url, &spec.tls).map_err(|e| BusError::Setup {
         transport: TRANSPORT,
         what: "the client".to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// The one way hb makes a Redis client (the bus, the coordination backend): `url` without
+/// hb's options, with `tls` applied (`tls_ca` as the trusted roots, which replace the public
+/// ones; `tls_cert` + `tls_key` as the client certificate; `tls_insecure` as redis-rs's
+/// `#insecure`, with a warning).
+pub fn open_client(url: &SecretUrl, tls: &Tls) -> Result<Client, RedisError> {
+    tls.warn_if_insecure(&format_args!("redis {url}"));
+    if tls.insecure {
+        return Client::open(format!("{}#insecure", url.expose()));
+    }
+    if tls.ca.is_none() && tls.identity.is_none() {
+        return Client::open(url.expose());
+    }
+    let certificates = TlsCertificates {
+        client_tls: tls.identity.as_ref().map(|id| ClientTlsConfig {
+            client_cert: id.cert.pem.clone(),
+            client_key: id.key.pem.clone(),
+        }),
+        root_cert: tls.ca.as_ref().map(|ca| ca.pem.clone()),
+    };
+    Client::build_with_tls(url.expose(), certificates)
+}
+
+/// [`open_client`] for a URL that may carry the TLS options in its query
+/// (`rediss://host:6379/0?tls_ca=/etc/hb/ca.pem`): they are taken out, any other query
+/// parameter stays for redis-rs. A TLS option refused (see [`Tls::load`]) is the error.
+pub fn client_from_url(url: &SecretUrl) -> Result<Client, String> {
+    let mut parsed = url::Url::parse(url.expose()).map_err(|e| format!("not a URL: {e}"))?;
+    let mut pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let tls = Tls::take(&mut pairs).map_err(|e| e.to_string())?;
+    if !tls.is_default() && parsed.scheme() != "rediss" {
+        return Err(format!(
+            "{}: is for TLS connections: use rediss://",
+            crate::tls::OPTIONS
+        ));
+    }
+    if pairs.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    open_client(&SecretUrl::new(parsed.to_string()), &tls).map_err(|e| e.to_string())
 }
 
 async fn connect(client: &Client, response: Duration) -> Result<MultiplexedConnection, BusError> {

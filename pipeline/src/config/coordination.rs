@@ -41,7 +41,19 @@ impl Validator<'_> {
         let before = self.errors.len();
         let url = &raw.backend_url;
         match url::Url::parse(&url.value) {
-            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {}
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {
+                // The TLS options (`?tls_ca=PATH&...`), checked (files read) at start-up.
+                let mut pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+                match hb_bus::Tls::take(&mut pairs) {
+                    Err(e) => self.refuse(url, "coordination.backend_url", e.to_string()),
+                    Ok(tls) if !tls.is_default() && u.scheme() != "rediss" => self.refuse(
+                        url,
+                        "coordination.backend_url",
+                        "tls_ca, tls_cert, tls_key and tls_insecure are for TLS: use rediss://",
+                    ),
+                    Ok(_) => {}
+                }
+            }
             Ok(u) => self.refuse(
                 url,
                 "coordination.backend_url",

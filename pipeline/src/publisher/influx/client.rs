@@ -36,7 +36,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Certificate, Client, Identity, StatusCode, Url};
 
 use super::{InfluxApi, InfluxSpec};
 use crate::error_chain;
@@ -221,13 +221,38 @@ impl InfluxWriter {
         let url = Url::parse(&spec.write_url()).map_err(|e| client_error(e.to_string()))?;
         // The process-wide TLS provider; a second install attempt is harmless.
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::builder()
+        let mut builder = Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hb/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| client_error(error_chain(&e)))?;
+            .user_agent(concat!("hb/", env!("CARGO_PKG_VERSION")));
+        let tls = &spec.tls;
+        tls.warn_if_insecure(&format_args!("the influxdb publisher {describe}"));
+        if let Some(ca) = &tls.ca {
+            let certs = Certificate::from_pem_bundle(&ca.pem).map_err(|e| {
+                client_error(format!("tls_ca {}: {}", ca.path.display(), error_chain(&e)))
+            })?;
+            // Added to the system's roots (the platform verifier), not instead of them.
+            builder = builder.tls_certs_merge(certs);
+        }
+        if let Some(id) = &tls.identity {
+            let mut pem = id.cert.pem.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(&id.key.pem);
+            let identity = Identity::from_pem(&pem).map_err(|e| {
+                client_error(format!(
+                    "tls_cert {} with tls_key {}: {}",
+                    id.cert.path.display(),
+                    id.key.path.display(),
+                    error_chain(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
+        if tls.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| client_error(error_chain(&e)))?;
         Ok(Self {
             client,
             url,

@@ -40,8 +40,10 @@ pub use publisher::InfluxPublisher;
 
 use super::PublisherUrlError;
 
-const V1_OPTIONS: &str = "db, rp, precision, tags, timeout_ms, gzip, backslash, user, password_env";
-const V2_OPTIONS: &str = "org, bucket, token_env, precision, tags, timeout_ms, gzip, backslash";
+const V1_OPTIONS: &str = "db, rp, precision, tags, timeout_ms, gzip, backslash, user, password_env, \
+                          tls_ca, tls_cert, tls_key, tls_insecure";
+const V2_OPTIONS: &str = "org, bucket, token_env, precision, tags, timeout_ms, gzip, backslash, \
+                          tls_ca, tls_cert, tls_key, tls_insecure";
 const DEFAULT_PORT: u16 = 8086;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of `token_env` for `influxdb2://`.
@@ -91,6 +93,9 @@ pub struct InfluxSpec {
     pub gzip: bool,
     /// How backslashes in names and tags are written.
     pub backslash: Backslash,
+    /// `tls_ca`, `tls_cert`, `tls_key`, `tls_insecure` (the `+https` schemes only; see
+    /// [`hb_bus::tls`]).
+    pub tls: hb_bus::Tls,
 }
 
 impl InfluxSpec {
@@ -120,8 +125,12 @@ impl InfluxSpec {
         let mut backslash = Backslash::Literal;
         let (mut db, mut rp, mut user, mut password_env) = (None, None, None, None);
         let (mut org, mut bucket, mut token_env) = (None, None, Some(DEFAULT_TOKEN_ENV.to_owned()));
+        let mut tls_pairs = Vec::new();
         for (option, value) in options {
             match (option.as_str(), v2) {
+                ("tls_ca" | "tls_cert" | "tls_key" | "tls_insecure", _) => {
+                    tls_pairs.push((option, value));
+                }
                 ("precision", _) => {
                     precision =
                         Precision::parse(&value).ok_or(PublisherUrlError::InvalidOption {
@@ -214,6 +223,15 @@ impl InfluxSpec {
                 password_env,
             }
         };
+        let tls_given = !tls_pairs.is_empty();
+        let tls_options = hb_bus::Tls::take(&mut tls_pairs)
+            .map_err(|e| PublisherUrlError::Invalid(format!("{scheme}:// option {e}")))?;
+        if tls_given && !tls {
+            return Err(PublisherUrlError::Invalid(format!(
+                "{scheme}:// takes no tls_ca, tls_cert, tls_key or tls_insecure: they are for \
+                 https (use {scheme}+https://)"
+            )));
+        }
         Ok(Self {
             scheme,
             api,
@@ -223,6 +241,7 @@ impl InfluxSpec {
             timeout,
             gzip,
             backslash,
+            tls: tls_options,
         })
     }
 
@@ -290,7 +309,9 @@ impl InfluxSpec {
         if !self.tags.is_empty() {
             query.append_pair("tags", &self.tags.join(","));
         }
-        format!("{}://{host}?{}", self.scheme, query.finish())
+        let tls = self.tls.query();
+        let sep = if tls.is_empty() { "" } else { "&" };
+        format!("{}://{host}?{}{sep}{tls}", self.scheme, query.finish())
     }
 }
 

@@ -100,12 +100,12 @@ fn refusals_name_the_problem_and_the_choices() {
     assert_eq!(
         err("influxdb://h?db=hb&org=x"),
         "unknown option `org` for influxdb:// (valid: db, rp, precision, tags, timeout_ms, \
-         gzip, backslash, user, password_env)"
+         gzip, backslash, user, password_env, tls_ca, tls_cert, tls_key, tls_insecure)"
     );
     assert_eq!(
         err("influxdb2+https://h?org=o&bucket=b&db=x"),
         "unknown option `db` for influxdb2+https:// (valid: org, bucket, token_env, \
-         precision, tags, timeout_ms, gzip, backslash)"
+         precision, tags, timeout_ms, gzip, backslash, tls_ca, tls_cert, tls_key, tls_insecure)"
     );
     assert_eq!(
         err("influxdb://h"),
@@ -165,4 +165,32 @@ fn other_schemes_are_refused() {
             .to_string()
             .contains("valid: influxdb, influxdb+https, influxdb2, influxdb2+https")
     );
+}
+
+#[test]
+fn tls_options_are_for_https_and_their_files_are_checked() {
+    assert_eq!(
+        err("influxdb://h?db=hb&tls_insecure=true"),
+        "influxdb:// takes no tls_ca, tls_cert, tls_key or tls_insecure: they are for https \
+         (use influxdb+https://)"
+    );
+    let e = err("influxdb+https://h?db=hb&tls_ca=/nonexistent/hb-ca.pem");
+    assert!(
+        e.starts_with("influxdb+https:// option tls_ca: cannot read /nonexistent/hb-ca.pem: "),
+        "{e}"
+    );
+    let e = err("influxdb+https://h?db=hb&tls_cert=/nonexistent/c.pem");
+    assert_eq!(
+        e,
+        "influxdb+https:// option tls_cert: needs tls_key (its private key)"
+    );
+    let spec = parse("influxdb+https://h?db=hb&tls_insecure=true").unwrap();
+    assert!(spec.tls.insecure);
+    assert!(
+        spec.describe().ends_with("&tls_insecure=true"),
+        "{}",
+        spec.describe()
+    );
+    let spec = parse("influxdb+https://h?db=hb").unwrap();
+    assert!(spec.tls.is_default(), "verification on by default");
 }
