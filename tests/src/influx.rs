@@ -117,6 +117,23 @@ fn wait_until_up(port: u16, path: &str, ok_status: u16, child: &mut Child, log: 
     }
 }
 
+/// Waits until `port` accepts connections (a server whose API the plain helpers cannot
+/// speak, such as https), or panics with `log`'s tail.
+fn wait_until_listening(port: u16, child: &mut Child, log: &Path, what: &str) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(exit)) = child.try_wait() {
+            panic!("{what} exited ({exit}) before listening: {}", tail(log));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:?}: {}",
+            tail(log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn stop_child(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {
         let _ = child.kill();
@@ -131,6 +148,10 @@ pub struct InfluxdOptions {
     pub auth: bool,
     /// `[http] max-body-size` in bytes (0: InfluxDB's default, 25 MB).
     pub max_body_size: usize,
+    /// `[http] https-enabled` with this certificate and private key (PEM files): the API is
+    /// https only, which the plain helpers ([`Influxd::query`], ...) do not speak, so a test
+    /// prepares and checks the data with https off ([`Influxd::set_https`] and a restart).
+    pub https: Option<(PathBuf, PathBuf)>,
 }
 
 /// Name and password of the admin user of an [`Influxd`] started with `auth`.
@@ -189,6 +210,7 @@ impl Influxd {
              [monitor]\n  store-enabled = false\n\
              [http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = {auth}\n  \
              log-enabled = false\n  max-body-size = {max_body}\n\
+             {https}\
              [ifql]\n  enabled = false\n\
              [continuous_queries]\n  enabled = false\n\
              [subscriber]\n  enabled = false\n\
@@ -198,6 +220,15 @@ impl Influxd {
             wal = d.join("wal").display(),
             port = self.port,
             auth = self.options.auth,
+            https = match &self.options.https {
+                None => String::new(),
+                Some((cert, key)) => format!(
+                    "  https-enabled = true\n  https-certificate = \"{}\"\n  \
+                     https-private-key = \"{}\"\n",
+                    cert.display(),
+                    key.display()
+                ),
+            },
             max_body = if self.options.max_body_size == 0 {
                 25_000_000
             } else {
@@ -216,8 +247,18 @@ impl Influxd {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{} does not start: {e}", binary.display()));
-        wait_until_up(self.port, "/ping", 204, &mut child, &log_path, "influxd");
+        if self.options.https.is_some() {
+            wait_until_listening(self.port, &mut child, &log_path, "influxd (https)");
+        } else {
+            wait_until_up(self.port, "/ping", 204, &mut child, &log_path, "influxd");
+        }
         self.child = Some(child);
+    }
+
+    /// Serves https with `cert` and `key` from the next [`start`](Influxd::start) on (`None`:
+    /// plain http again).
+    pub fn set_https(&mut self, tls: Option<(PathBuf, PathBuf)>) {
+        self.options.https = tls;
     }
 
     /// Kills the process (its data stays for [`start`](Influxd::start)).

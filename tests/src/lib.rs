@@ -64,3 +64,4 @@ pub mod partitions;
 pub mod proxy;
 pub mod s3;
 pub mod scenarios;
+pub mod tls;

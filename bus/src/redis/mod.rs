@@ -55,11 +55,13 @@ fn client(spec: &RedisSpec) -> Result<Client, BusError> {
 /// `#insecure`, with a warning).
 pub fn open_client(url: &SecretUrl, tls: &Tls) -> Result<Client, RedisError> {
     tls.warn_if_insecure(&format_args!("redis {url}"));
-    if tls.insecure {
-        return Client::open(format!("{}#insecure", url.expose()));
-    }
+    let full = if tls.insecure {
+        format!("{}#insecure", url.expose())
+    } else {
+        url.expose().to_owned()
+    };
     if tls.ca.is_none() && tls.identity.is_none() {
-        return Client::open(url.expose());
+        return Client::open(full);
     }
     let certificates = TlsCertificates {
         client_tls: tls.identity.as_ref().map(|id| ClientTlsConfig {
@@ -68,7 +70,7 @@ pub fn open_client(url: &SecretUrl, tls: &Tls) -> Result<Client, RedisError> {
         }),
         root_cert: tls.ca.as_ref().map(|ca| ca.pem.clone()),
     };
-    Client::build_with_tls(url.expose(), certificates)
+    Client::build_with_tls(full, certificates)
 }
 
 /// [`open_client`] for a URL that may carry the TLS options in its query
