@@ -213,7 +213,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: kafka://127.0.0.1:9092?acks=1",
-        "/etc/hb/pipeline.yaml:2:12: transport: unknown option `acks` for kafka:// (valid: prefix, batch, prefetch, group, partitions, replication, linger_ms, compression, session_timeout_ms, timeout_ms, tls, max_message_bytes, max_samples_per_envelope, prefetch_bytes, max_age_s)",
+        "/etc/hb/pipeline.yaml:2:12: transport: unknown option `acks` for kafka:// (valid: prefix, batch, prefetch, group, partitions, replication, linger_ms, compression, session_timeout_ms, timeout_ms, tls, max_message_bytes, max_samples_per_envelope, prefetch_bytes, max_age_s, tls_ca, tls_cert, tls_key, tls_insecure, sasl_mechanism, sasl_username, sasl_password_env)",
     ),
     (
         "transport: memory://",
