@@ -63,7 +63,7 @@ pub async fn run(
     partitions::warn_unpartitioned(pipeline, notifier);
     let assigned = partitions::follow(transport, coordination, shutdown)
         .map_err(ConsumeError::Coordination)?;
-    // Kept across reconnections: what was acknowledged stays acknowledged.
+    // Kept across reconnections but, like transformer state, not for partitions let go.
     let replays = secret.map(|_| {
         let max_age = transport
             .common()
@@ -145,7 +145,12 @@ pub async fn run(
                 Ok(batch) => batch,
                 Err(error) => break Err(error),
             };
-            partitions::forget(pipeline, partitions, &worker.consumer.released());
+            partitions::forget(
+                pipeline,
+                replays.as_deref(),
+                partitions,
+                &worker.consumer.released(),
+            );
             // Never waits: recv returns at most `room` messages (capped all the same, so that a
             // transport returning more could never wait forever). The window is never closed.
             let taken = batch.len().min(prefetch) as u32;
@@ -205,7 +210,7 @@ pub async fn run(
                 // What was not acknowledged goes back to the broker, possibly to another
                 // collector: nothing kept of any partition can be trusted any more.
                 let all: Vec<Partition> = (0..partitions).collect();
-                partitions::forget(pipeline, partitions, &all);
+                partitions::forget(pipeline, replays.as_deref(), partitions, &all);
                 sleep(wait, shutdown).await;
             }
         }

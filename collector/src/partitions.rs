@@ -13,7 +13,8 @@
 //!   releases a partition (after acknowledging all it handed out of it), every sink forgets
 //!   the state of its resources, so the first sample of each of its series after a move
 //!   primes `rate_of_change` and `delta` again (one interval without a value per series and
-//!   move) and an aggregator publishes its partial groups at once.
+//!   move) and an aggregator publishes its partial groups at once. The replay guard forgets
+//!   the partition too, so that messages the broker hands out again prime that state.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::notify::Notifier;
+use crate::replays::Replays;
 
 /// Key space of the collectors' group.
 const SPACE: &str = "collectors";
@@ -124,10 +126,19 @@ pub fn follow(
     Ok(rx)
 }
 
-/// Tells every sink to forget the transformer state of the resources of `released`.
-pub fn forget(pipeline: &Pipeline, partitions: u32, released: &[Partition]) {
+/// Tells every sink to forget the transformer state of the resources of `released`, and the
+/// replay guard its marks of them.
+pub fn forget(
+    pipeline: &Pipeline,
+    replays: Option<&Replays>,
+    partitions: u32,
+    released: &[Partition],
+) {
     if released.is_empty() {
         return;
+    }
+    if let Some(replays) = replays {
+        replays.forget(released);
     }
     let set: BTreeSet<Partition> = released.iter().copied().collect();
     tracing::info!(partitions = ?set, "transformer state of released partitions forgotten");

@@ -10,7 +10,8 @@
 //!
 //! Only with a secret: without one anybody can write a new envelope, and there is nothing to
 //! protect. The table is in this collector's memory, bounded by [`MAX_PRODUCERS`] entries; a
-//! partition handed to another collector starts there with an empty one.
+//! partition handed to another collector starts there with an empty one, and a partition this
+//! collector releases is forgotten here with its transformer state (see [`Replays::forget`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -115,6 +116,17 @@ impl Replays {
         }
     }
 
+    /// Forgets the marks of the partitions in `released`, as the sinks forget their state.
+    ///
+    /// A released partition may come back to this collector with messages it had acknowledged
+    /// but the broker had not recorded (Kafka offsets whose commit a rebalance refused). Taken
+    /// again, they prime `delta` and `rate_of_change`, whose state went with the partition;
+    /// refused as replays, every series of the partition would lose one more interval.
+    pub fn forget(&self, released: &[Partition]) {
+        self.table()
+            .retain(|key, _| !key.partition.is_some_and(|p| released.contains(&p)));
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u64>> {
         self.highest.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -164,6 +176,26 @@ mod tests {
         );
         let future = now + chrono::Duration::seconds(30);
         assert_eq!(replays.check(&key, 1, future, now), Ok(()));
+    }
+
+    #[test]
+    fn a_released_partition_is_forgotten_and_the_others_are_kept() {
+        let replays = Replays::new(Duration::from_secs(3600));
+        let now = Utc::now();
+        let (p0, p1) = (
+            Key::new("h", Topic::Samples, Some(0)),
+            Key::new("h", Topic::Heartbeats, Some(1)),
+        );
+        let unpartitioned = Key::new("h", Topic::Samples, None);
+        replays.acknowledged(vec![
+            (p0.clone(), 5),
+            (p1.clone(), 5),
+            (unpartitioned.clone(), 5),
+        ]);
+        replays.forget(&[1, 2]);
+        assert!(replays.check(&p0, 5, now, now).is_err());
+        assert_eq!(replays.check(&p1, 5, now, now), Ok(()));
+        assert!(replays.check(&unpartitioned, 5, now, now).is_err());
     }
 
     #[test]
