@@ -63,13 +63,28 @@ pub async fn run(
     partitions::warn_unpartitioned(pipeline, notifier);
     let assigned = partitions::follow(transport, coordination, shutdown)
         .map_err(ConsumeError::Coordination)?;
-    // Kept across reconnections but, like transformer state, not for partitions let go.
-    let replays = secret.map(|_| {
-        let max_age = transport
-            .common()
-            .map_or(Duration::from_secs(7 * 86_400), |c| c.max_age);
-        Arc::new(Replays::new(max_age))
-    });
+    // Kept across reconnections but, in memory like transformer state, not for partitions
+    // let go; shared by the collectors' group when there is a coordination backend.
+    let replays = match secret {
+        None => None,
+        Some(_) => {
+            let max_age = transport
+                .common()
+                .map_or(Duration::from_secs(7 * 86_400), |c| c.max_age);
+            let replays = match partitions::backend(transport, coordination) {
+                Some(backend) => {
+                    Replays::shared(max_age, &backend).map_err(ConsumeError::Coordination)?
+                }
+                None => Replays::new(max_age),
+            };
+            tracing::info!(
+                shared = replays.is_shared(),
+                window = crate::replays::WINDOW,
+                "replay protection on"
+            );
+            Some(Arc::new(replays))
+        }
+    };
     let mut backoff = Backoff::default();
     let mut last_report = Instant::now();
     while !shutdown.is_cancelled() {
@@ -267,7 +282,7 @@ impl Acks {
                 Ok(()) => {
                     add(&stats.acked, messages.len() as u64);
                     if let Some(replays) = replays {
-                        replays.acknowledged(marks);
+                        replays.acknowledged(marks).await;
                     }
                 }
                 Err(error) => {

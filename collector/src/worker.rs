@@ -10,7 +10,7 @@ use hb_sample::{Body, Envelope, EnvelopeError, Limits, Secret, envelope::claimed
 use crate::consume::{Acks, Held};
 use crate::decode::decode_all;
 use crate::notify::Notifier;
-use crate::replays::{Key, Replays};
+use crate::replays::{Claim, Key, Replays, Stale};
 use crate::stats::{Stats, add};
 
 /// Attempts at writing one dead letter before the message is dropped (see
@@ -35,7 +35,8 @@ pub(crate) struct Worker<'a> {
 impl Worker<'_> {
     /// Decodes a batch and hands its samples to the pipeline (waiting while a sink is full);
     /// the batch is acknowledged once every sink published them. `Err` only when a decoder
-    /// thread was lost: the batch is then left for the broker to redeliver.
+    /// thread was lost or the shared replay store cannot be asked: the batch is then left for
+    /// the broker to redeliver.
     pub(crate) async fn handle(
         &mut self,
         mut batch: Vec<Received>,
@@ -118,17 +119,28 @@ impl Worker<'_> {
         for (&i, payload) in ours.iter().zip(payloads) {
             batch[i].payload = payload;
         }
-        let (mut samples, mut marks) = (Vec::new(), Vec::new());
-        let now = chrono::Utc::now();
-        for (&i, decoded) in ours.iter().zip(decoded) {
-            let message = &mut batch[i];
-            if let (Some(replays), Ok(envelope)) = (self.replays, &decoded) {
-                let key = Key::new(
+        let keys: Vec<Option<Key>> = ours
+            .iter()
+            .zip(&decoded)
+            .map(|(&i, decoded)| {
+                let envelope = decoded.as_ref().ok()?;
+                Some(Key::new(
                     &envelope.producer.agent_id,
-                    message.topic,
-                    message.partition,
-                );
-                if let Err(stale) = replays.check(&key, envelope.seq, envelope.sent_at, now) {
+                    batch[i].topic,
+                    batch[i].partition,
+                ))
+            })
+            .collect();
+        let mut verdicts = replay_verdicts(self.replays, &keys, &decoded)
+            .await?
+            .into_iter();
+        let (mut samples, mut marks) = (Vec::new(), Vec::new());
+        for ((&i, decoded), key) in ours.iter().zip(decoded).zip(keys) {
+            let message = &mut batch[i];
+            if let (Some(key), Ok(envelope)) = (key, &decoded)
+                && self.replays.is_some()
+            {
+                if let Some(Err(stale)) = verdicts.next() {
                     let total = add(&self.stats.replayed, 1);
                     tracing::warn!(
                         message_id = %message.id,
@@ -260,4 +272,37 @@ impl Worker<'_> {
             "undecodable message could not be dead-lettered; dropped"
         );
     }
+}
+
+/// The replay guard's verdict on each decoded envelope (those with a key), in order;
+/// none without a secret (a free function: the future must not borrow the worker, whose
+/// consumer is not `Sync`). `Err` when a shared store cannot be asked: the batch is then
+/// left unacknowledged, for the broker to hand out again once it can.
+async fn replay_verdicts(
+    replays: Option<&Replays>,
+    keys: &[Option<Key>],
+    decoded: &[Result<Envelope, EnvelopeError>],
+) -> Result<Vec<Result<(), Stale>>, BusError> {
+    let Some(replays) = replays else {
+        return Ok(Vec::new());
+    };
+    let claims: Vec<Claim> = keys
+        .iter()
+        .zip(decoded)
+        .filter_map(|(key, decoded)| {
+            let envelope = decoded.as_ref().ok()?;
+            Some(Claim {
+                key: key.clone()?,
+                seq: envelope.seq,
+                sent_at: envelope.sent_at,
+            })
+        })
+        .collect();
+    replays
+        .check(&claims, chrono::Utc::now())
+        .await
+        .map_err(|error| BusError::Unreachable {
+            transport: "replay store",
+            reason: format!("{error}; the batch is left to be redelivered"),
+        })
 }

@@ -20,9 +20,14 @@
 //! - **Outages.** When Redis cannot be reached the agent keeps the last membership it knew
 //!   (alone, if it never knew one), says so once, and says when Redis is back.
 //!
+//! - **Shared marks.** [`seen::Seen`] keeps, for a group, the numbers seen per
+//!   key (the collectors' replay protection) in the same backend.
+//!
 //! (`Split` is the agent's `hb_agent::pollster::Split`.)
 
+mod conn;
 pub mod ring;
+pub mod seen;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hb_pipeline::config::Coordination;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, cmd};
+use redis::{RedisError, cmd};
 use tokio_util::sync::CancellationToken;
 
 pub use ring::Ring;
@@ -88,8 +93,7 @@ pub struct Coordinator {
     key: String,
     /// `SCAN` pattern of the group's keys.
     pattern: String,
-    client: Client,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    conn: conn::Lazy,
     joined_ms: AtomicU64,
     last: Mutex<Option<Share>>,
     unreachable: AtomicBool,
@@ -132,6 +136,7 @@ impl Coordinator {
         // The same client as the Redis bus's, TLS options (`?tls_ca=...`) included.
         let client = hb_bus::redis_client_from_url(&config.backend_url)
             .map_err(CoordinationError::Backend)?;
+        let budget = config.heartbeat.max(Duration::from_millis(500));
         let key = format!("hb:{space}:{}:{member}", config.group);
         let pattern = format!("hb:{space}:{}:*", config.group);
         Ok(Self {
@@ -139,8 +144,7 @@ impl Coordinator {
             member,
             key,
             pattern,
-            client,
-            conn: tokio::sync::Mutex::new(None),
+            conn: conn::Lazy::new(client, budget),
             joined_ms: AtomicU64::new(now_ms()),
             last: Mutex::new(None),
             unreachable: AtomicBool::new(false),
@@ -158,25 +162,12 @@ impl Coordinator {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
-        let mut conn = self.conn.lock().await;
-        if let Some(c) = conn.as_ref() {
-            return Ok(c.clone());
-        }
-        let budget = self.config.heartbeat.max(Duration::from_millis(500));
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(budget))
-            .set_response_timeout(Some(budget));
-        let c = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *conn = Some(c.clone());
-        Ok(c)
+        self.conn.get().await
     }
 
     /// Forgets a connection that failed, so the next call dials again.
     async fn reset(&self) {
-        *self.conn.lock().await = None;
+        self.conn.reset().await;
     }
 
     /// Says this member is alive.

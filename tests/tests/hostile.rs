@@ -45,3 +45,13 @@ fn redis_replayed_envelopes() {
 fn rabbit_replayed_envelopes() {
     hostile::replayed_envelopes(Rabbit);
 }
+
+#[test]
+fn redis_replays_shared_by_collectors() {
+    hostile::replays_shared_by_collectors(Redis);
+}
+
+#[test]
+fn rabbit_replays_shared_by_collectors() {
+    hostile::replays_shared_by_collectors(Rabbit);
+}
