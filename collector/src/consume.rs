@@ -145,7 +145,8 @@ pub async fn run(
             // At most `prefetch` messages handed out and unacknowledged, on every transport
             // (RabbitMQ's basic.qos also bounds each consumed queue to `prefetch`): this bounds
             // memory and redeliveries after a crash.
-            // And at most `prefetch_bytes` (in KiB) held, give or take the last batch: no more
+            // And at most `prefetch_bytes` (in KiB) of payloads held undecoded, give or take the
+            // last batch: no more
             // messages asked for than fit if each were as large as the largest one lately,
             // an estimate that halves with each batch of small ones (Redis's XREADGROUP takes
             // a count only; RabbitMQ pushes up to `prefetch` per queue whatever their size, so
@@ -184,15 +185,7 @@ pub async fn run(
                 break Ok(());
             };
             if !batch.is_empty()
-                && let Err(error) = worker
-                    .handle(
-                        batch,
-                        Held {
-                            _messages: messages,
-                            _bytes: bytes,
-                        },
-                    )
-                    .await
+                && let Err(error) = worker.handle(batch, Held { messages, bytes }).await
             {
                 break Err(error);
             }
@@ -233,11 +226,12 @@ pub async fn run(
     Ok(())
 }
 
-/// A batch's room in the unacknowledged windows (messages and KiB), freed once it is done.
-/// Only dropped: that returns the permits.
+/// A batch's room in the windows: its messages until they are acknowledged, its KiB until
+/// its payloads are dropped (once decoded: what the sinks then hold of it they bound
+/// themselves). Only dropped: that returns the permits.
 pub(crate) struct Held {
-    _messages: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
+    pub(crate) messages: OwnedSemaphorePermit,
+    pub(crate) bytes: OwnedSemaphorePermit,
 }
 
 /// Acknowledgement tasks of one consumer connection.
@@ -253,7 +247,8 @@ pub(crate) struct Acks {
 impl Acks {
     /// Acknowledges `messages` once every receipt says every sink published what they held,
     /// then records the envelopes' sequence numbers (`marks`) as acknowledged.
-    /// `held` is the messages' room in the unacknowledged window, freed once they are done.
+    /// `held` is the batch's room in the windows: its bytes are freed here, its messages once
+    /// they are acknowledged.
     pub(crate) fn after(
         &mut self,
         receipts: [Receipt; 2],
@@ -265,6 +260,14 @@ impl Acks {
             // Only the token is needed from here on.
             m.payload = Vec::new();
         }
+        // The payloads are gone: the next messages may come (on RabbitMQ, where the broker
+        // pushes up to basic.qos deliveries whatever their size, the client holds them until
+        // they are taken, so holding the window longer would only keep them in memory longer).
+        let Held {
+            messages: held,
+            bytes,
+        } = held;
+        drop(bytes);
         let (acker, failed, stats, replays) = (
             self.acker.clone(),
             Arc::clone(&self.failed),

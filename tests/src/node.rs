@@ -343,6 +343,7 @@ pub fn signed_envelopes(
     per: usize,
 ) -> (Vec<String>, Vec<Outgoing>) {
     let secret = Secret::new(SECRET);
+    let start = chrono::Utc::now().timestamp_micros().unsigned_abs();
     let mut ids = Vec::with_capacity(envelopes * per);
     let mut messages = Vec::with_capacity(envelopes);
     for e in 0..envelopes {
@@ -366,8 +367,9 @@ pub fn signed_envelopes(
             agent_id: format!("{host}/test"),
             namespaces: vec!["test".into()],
         };
-        // Numbered as an agent numbers them: from the time, so that later calls count on.
-        let seq = chrono::Utc::now().timestamp_micros().unsigned_abs() + e as u64;
+        // Numbered as an agent numbers them: one after the other from the time of the call,
+        // so that later calls count on.
+        let seq = start + e as u64;
         let payload = Envelope::samples(producer, seq, samples)
             .encode(Some(&secret))
             .expect("encode");
