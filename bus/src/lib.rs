@@ -57,7 +57,7 @@ pub mod tls;
 pub use backoff::Backoff;
 pub use error::BusError;
 pub use features::NotInBuild;
-pub use message::{Outgoing, Received, Topic};
+pub use message::{CUT_TO, Outgoing, Received, Topic};
 pub use notifications::NotificationSources;
 pub use partition::{Assigned, Assignment, Partition};
 #[cfg(feature = "redis")]

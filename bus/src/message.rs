@@ -63,12 +63,28 @@ pub struct Received {
     /// `hb.notifications#7`), `<topic>/<partition>@<offset>` (`hb.samples/0@1234`),
     /// `<stream>/<entry id>` (`hb:samples/1-0`).
     pub id: String,
-    /// The bytes as published (an envelope, or a notification as the service sent it).
+    /// The bytes as published (an envelope, or a notification as the service sent it), or
+    /// only the first [`CUT_TO`] of them when the transport cut a message longer than
+    /// `max_message_bytes` (see [`Received::is_cut`]).
     pub payload: Vec<u8>,
+    /// How long the message is on the bus: the payload's length, unless it was cut.
+    pub length: usize,
     /// The samples partition it came from (`None` for heartbeats and notifications).
     pub partition: Option<Partition>,
     /// What acknowledging it takes.
     pub(crate) token: Token,
+}
+
+/// What is kept of a message over `max_message_bytes`: its first 64 KiB (for its dead letter).
+pub const CUT_TO: usize = 64 << 10;
+
+impl Received {
+    /// Whether the transport read only the first [`CUT_TO`] bytes of a message longer than
+    /// `max_message_bytes` (Redis does, through a script; the other brokers hand over the
+    /// whole message, which the collector cuts itself).
+    pub fn is_cut(&self) -> bool {
+        self.length > self.payload.len()
+    }
 }
 
 /// Transport-specific acknowledgement handle.

@@ -122,7 +122,7 @@ pub struct RedisSpec {
     pub group: String,
     /// This collector's consumer name; `None` = host name and process id.
     pub consumer: Option<String>,
-    /// How long a blocking read waits.
+    /// How long a read waits for new entries before it returns none (`block_ms`).
     pub block: Duration,
     /// Messages pending this long on another consumer are claimed (`XAUTOCLAIM`).
     pub claim_idle: Duration,

@@ -18,7 +18,7 @@ use crate::stats::{Stats, add};
 const DEAD_LETTER_ATTEMPTS: u32 = 3;
 /// What the dead letter of a message over `max_message_bytes` keeps of it: writing it whole
 /// would cost as much memory again as reading it did.
-const KEPT_OF_LARGE: usize = 64 << 10;
+const KEPT_OF_LARGE: usize = hb_bus::CUT_TO;
 
 pub(crate) struct Worker<'a> {
     pub(crate) consumer: &'a mut Consumer,
@@ -43,6 +43,13 @@ impl Worker<'_> {
         held: Held,
     ) -> Result<(), BusError> {
         add(&self.stats.messages, batch.len() as u64);
+        for message in batch.iter_mut().filter(|m| m.is_cut()) {
+            let error = EnvelopeError::TooLarge {
+                bytes: message.length,
+                max: self.limits.max_bytes,
+            };
+            self.refuse(message, error).await;
+        }
         let (mut samples, marks) = self.decode(&mut batch).await?;
         let mut events = Vec::new();
         self.notifications(&mut batch, &mut samples, &mut events)
@@ -76,7 +83,10 @@ impl Worker<'_> {
         let Some(notifier) = self.notifier else {
             return;
         };
-        for message in batch.iter_mut().filter(|m| m.topic == Topic::Notifications) {
+        for message in batch
+            .iter_mut()
+            .filter(|m| m.topic == Topic::Notifications && !m.is_cut())
+        {
             if message.payload.len() > self.limits.max_bytes {
                 let error = EnvelopeError::TooLarge {
                     bytes: message.payload.len(),
@@ -104,7 +114,7 @@ impl Worker<'_> {
         batch: &mut [Received],
     ) -> Result<(Vec<hb_sample::Sample>, Vec<(Key, u64)>), BusError> {
         let ours: Vec<usize> = (0..batch.len())
-            .filter(|&i| batch[i].topic != Topic::Notifications)
+            .filter(|&i| batch[i].topic != Topic::Notifications && !batch[i].is_cut())
             .collect();
         let payloads = ours
             .iter()

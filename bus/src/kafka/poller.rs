@@ -110,10 +110,12 @@ fn run(
                 } else {
                     Topic::Notifications
                 };
+                let payload = message.payload().unwrap_or_default().to_vec();
                 let received = Received {
                     topic: kind,
                     id: format!("{topic}/{partition}@{offset}"),
-                    payload: message.payload().unwrap_or_default().to_vec(),
+                    length: payload.len(),
+                    payload,
                     partition: (kind == Topic::Samples).then_some(partition as u32),
                     token: Token::Kafka {
                         topic: topic.clone(),

@@ -265,6 +265,7 @@ impl Consumer {
         Some(Received {
             topic,
             id: format!("{queue}#{tag}"),
+            length: delivery.data.len(),
             payload: delivery.data,
             partition,
             token: Token::Rabbit {

@@ -1,6 +1,7 @@
-//! The two Lua scripts that keep a stream bounded without losing what nobody read: `XADD`
-//! refused when the stream is full (the agent spools instead of Redis trimming unread
-//! entries), and trimming of what every consumer group has acknowledged.
+//! The Lua scripts: two keep a stream bounded without losing what nobody read (`XADD`
+//! refused when the stream is full, so the agent spools instead of Redis trimming unread
+//! entries; trimming of what every consumer group has acknowledged), and one reads with
+//! every field cut to a bounded length, so that a huge entry never reaches the collector.
 
 use std::sync::LazyLock;
 
@@ -48,6 +49,28 @@ for _, g in ipairs(groups) do
 end
 if floor == nil or floor == '0-0' then return 0 end
 return redis.call('XTRIM', KEYS[1], 'MINID', floor)
+",
+    )
+});
+
+/// Runs the reading command in `ARGV[3..]` (`XREADGROUP`, `XAUTOCLAIM`, `XCLAIM`) and returns
+/// its reply with every string longer than `ARGV[1]` bytes replaced by the pair (its length,
+/// its first `ARGV[2]` bytes). A stream field is always a string, so no entry can pass for
+/// such a pair. (Scripts do not block: `XREADGROUP` is given no `BLOCK` here.)
+pub(super) static SCREENED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local max, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function screen(v)
+  if type(v) == 'table' then
+    if v.err or v.ok then return v end
+    for i = 1, #v do v[i] = screen(v[i]) end
+  elseif type(v) == 'string' and #v > max then
+    return {#v, string.sub(v, 1, keep)}
+  end
+  return v
+end
+return screen(redis.call(unpack(ARGV, 3)))
 ",
     )
 });

@@ -128,7 +128,6 @@ pub struct Consumer {
     parts: BTreeMap<Partition, Part>,
     leases: Leases,
     commands: MultiplexedConnection,
-    blocking: MultiplexedConnection,
     last_claim: Option<Instant>,
     /// Entries read but not handed out yet: `COUNT` limits each stream on its own, so one
     /// read of several streams can return more than the caller asked for; the rest waits here
@@ -183,7 +182,6 @@ impl Consumer {
         }
         let client = client(spec)?;
         let mut commands = connect(&client, RESPONSE).await?;
-        let blocking = connect(&client, spec.block + RESPONSE).await?;
         for (stream, _) in &shared {
             create_group(&mut commands, stream, &spec.group).await?;
         }
@@ -209,7 +207,6 @@ impl Consumer {
             parts: BTreeMap::new(),
             leases,
             commands,
-            blocking,
             last_claim: None,
             held: VecDeque::new(),
             assigned,

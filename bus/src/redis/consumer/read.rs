@@ -3,15 +3,19 @@
 //! a dead member left in the shared streams, new entries), and entries turned into messages.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamKey};
-use redis::{Value, cmd};
+use redis::{FromRedisValue, Value, cmd};
 
+use super::super::scripts::SCREENED;
 use super::super::unreachable;
 use super::{Consumer, Part};
 use crate::message::Token;
-use crate::{BusError, Partition, Received, Topic};
+use crate::{BusError, CUT_TO, Partition, Received, Topic};
+
+/// The longest pause between two reads of an idle stream (see [`Consumer::read`]).
+const POLL_AT_MOST: Duration = Duration::from_millis(100);
 
 impl Consumer {
     /// Entries: own pending ones of the shared streams first, then what a taken-over
@@ -113,8 +117,7 @@ impl Consumer {
                 .map(|(p, part)| (part.stream.clone(), Some(*p))),
         );
         let new = vec![">".to_owned(); streams.len()];
-        let block = self.spec.block.as_millis() as u64;
-        self.read(max, &streams, &new, Some(block)).await
+        self.read(max, &streams, &new, Some(self.spec.block)).await
     }
 
     /// Entries of a held partition left pending by another consumer for longer than the lease
@@ -142,15 +145,15 @@ impl Consumer {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let claimed: redis::streams::StreamClaimReply = cmd("XCLAIM")
-            .arg(&stream)
-            .arg(&self.spec.group)
-            .arg(&self.name)
-            .arg(idle)
-            .arg(&ids)
-            .query_async(&mut self.commands)
-            .await
-            .map_err(unreachable)?;
+        let mut command = vec![
+            "XCLAIM".to_owned(),
+            stream.clone(),
+            self.spec.group.clone(),
+            self.name.clone(),
+            idle.to_string(),
+        ];
+        command.extend(ids);
+        let claimed: redis::streams::StreamClaimReply = self.screened(command).await?;
         tracing::info!(partition = p, entries = claimed.ids.len(), consumer = %self.name, "took over entries a previous holder of the partition left pending");
         Ok(claimed
             .ids
@@ -167,50 +170,77 @@ impl Consumer {
         cursor: &str,
         max: usize,
     ) -> Result<StreamAutoClaimReply, BusError> {
-        cmd("XAUTOCLAIM")
-            .arg(stream)
-            .arg(&self.spec.group)
-            .arg(&self.name)
-            .arg(idle_ms)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(max)
-            .query_async(&mut self.commands)
+        self.screened(vec![
+            "XAUTOCLAIM".to_owned(),
+            stream.to_owned(),
+            self.spec.group.clone(),
+            self.name.clone(),
+            idle_ms.to_string(),
+            cursor.to_owned(),
+            "COUNT".to_owned(),
+            max.to_string(),
+        ])
+        .await
+    }
+
+    /// Runs a reading command through [`SCREENED`]: every field longer than
+    /// `max_message_bytes` comes back as its length and first [`CUT_TO`] bytes, so that no
+    /// entry costs this process more than that, whatever was written to the stream.
+    async fn screened<T: FromRedisValue>(&mut self, command: Vec<String>) -> Result<T, BusError> {
+        let mut invocation = SCREENED.prepare_invoke();
+        invocation
+            .arg(self.spec.common.max_message_bytes)
+            .arg(CUT_TO);
+        for arg in command {
+            invocation.arg(arg);
+        }
+        invocation
+            .invoke_async(&mut self.commands)
             .await
             .map_err(unreachable)
     }
 
     /// `XREADGROUP` from every stream, from its id in `ids` (`>` = new; otherwise own
-    /// pending entries after that id).
+    /// pending entries after that id). With `wait`, when nothing is there it asks again
+    /// (after 2 ms, then twice as long each time up to [`POLL_AT_MOST`]) until something is
+    /// or `wait` has passed: the screening script cannot block.
     async fn read(
         &mut self,
         max: usize,
         streams: &[(String, Option<Partition>)],
         ids: &[String],
-        block_ms: Option<u64>,
+        wait: Option<Duration>,
     ) -> Result<Vec<Received>, BusError> {
-        let mut c = cmd("XREADGROUP");
-        c.arg("GROUP")
-            .arg(&self.spec.group)
-            .arg(&self.name)
-            .arg("COUNT")
-            .arg(max);
-        if let Some(ms) = block_ms {
-            c.arg("BLOCK").arg(ms);
-        }
-        c.arg("STREAMS");
-        for (stream, _) in streams {
-            c.arg(stream);
-        }
-        c.arg(ids);
-        let connection = if block_ms.is_some() {
-            &mut self.blocking
-        } else {
-            &mut self.commands
-        };
+        let mut command = vec![
+            "XREADGROUP".to_owned(),
+            "GROUP".to_owned(),
+            self.spec.group.clone(),
+            self.name.clone(),
+            "COUNT".to_owned(),
+            max.to_string(),
+            "STREAMS".to_owned(),
+        ];
+        command.extend(streams.iter().map(|(stream, _)| stream.clone()));
+        command.extend(ids.iter().cloned());
+        let until = wait.map(|w| Instant::now() + w);
+        let mut pause = Duration::from_millis(2);
         // Read as plain rows, not as redis-rs's StreamReadReply, whose conversion copies the
-        // whole reply first (a 100 MB entry would cost 100 MB more).
-        let reply: Option<ReadRows> = c.query_async(connection).await.map_err(unreachable)?;
+        // whole reply first.
+        let reply = loop {
+            let reply: Option<ReadRows> = self.screened(command.clone()).await?;
+            let left = until.map_or(Duration::ZERO, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            if reply
+                .as_ref()
+                .is_some_and(|r| r.iter().any(|(_, e)| !e.is_empty()))
+                || left.is_zero()
+            {
+                break reply;
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(POLL_AT_MOST);
+        };
         let mut out = Vec::new();
         for (key, entries) in reply.unwrap_or_default() {
             let key = StreamKey {
@@ -258,7 +288,16 @@ pub(super) fn received(
     // Another service's entry may name its only field as it likes; one of several fields and
     // no `payload` arrives whole, as a JSON object of its fields, so that a collector decodes
     // it (a notification written field by field) or dead-letters it with nothing lost.
+    let mut length = None;
     let payload = match entry.map.remove("payload") {
+        // Cut by the screening script: (its length, its first bytes).
+        Some(Value::Array(pair)) => match pair.as_slice() {
+            [Value::Int(n), first] => {
+                length = usize::try_from(*n).ok();
+                bytes(first.clone())
+            }
+            _ => Vec::new(),
+        },
         Some(field) => bytes(field),
         None if entry.map.len() == 1 => entry
             .map
@@ -279,6 +318,7 @@ pub(super) fn received(
     Received {
         topic,
         id: format!("{stream}/{}", entry.id),
+        length: length.unwrap_or(payload.len()).max(payload.len()),
         payload,
         partition,
         token: Token::Redis {
