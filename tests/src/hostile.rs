@@ -190,7 +190,7 @@ pub fn large_and_forged_messages(kind: Kind, huge: Option<usize>) {
     // grows by doubling, up to 2.5 times its size at once, so there one message's cost is
     // bounded by the broker's `max_message_size` (16 MiB by default since RabbitMQ 4.0).
     let bound = match (kind, huge) {
-        (Kind::Rabbit, Some(mb)) => 50 + mb * 5 / 2,
+        (Kind::Rabbit, Some(mb)) => 50 + mb as u64 * 5 / 2,
         _ => 300,
     };
     assert!(
