@@ -210,6 +210,25 @@ impl Broker {
     pub fn direct(&self, extra: &str) -> String {
         self.url(self.port, extra)
     }
+
+    /// A connection and a channel to the RabbitMQ broker, as guest.
+    pub async fn rabbit_channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
+        let connection = lapin::Connection::connect(&uri, Default::default())
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        (connection, channel)
+    }
+
+    /// A connection to the Redis server's database 0.
+    pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/0", self.port))
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
 }
 
 impl Drop for Broker {
@@ -219,6 +238,15 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `future` to completion on a runtime of its own (for the synchronous tests).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 fn prefix() -> String {
@@ -231,30 +259,16 @@ fn prefix() -> String {
 /// RabbitMQ the queue is deleted (the publish comes back unroutable). Not for Kafka.
 pub fn break_dead_letters(broker: &Broker) {
     let name = format!("{}dead", broker.prefix);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    block_on(async {
         match broker.kind {
             Kind::Rabbit => {
-                let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
-                let connection = lapin::Connection::connect(&uri, Default::default())
-                    .await
-                    .expect("connect");
-                let channel = connection.create_channel().await.expect("channel");
+                let (_connection, channel) = broker.rabbit_channel().await;
                 channel
                     .queue_delete(name.as_str().into(), Default::default())
                     .await
                     .expect("queue.delete");
             }
             Kind::Redis => {
-                let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port))
-                    .expect("client");
-                let mut c = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .expect("connect");
                 let () = redis::pipe()
                     .cmd("DEL")
                     .arg(&name)
@@ -263,7 +277,7 @@ pub fn break_dead_letters(broker: &Broker) {
                     .arg(&name)
                     .arg("not a stream")
                     .ignore()
-                    .query_async(&mut c)
+                    .query_async(&mut broker.redis_connection().await)
                     .await
                     .expect("DEL, SET");
             }
@@ -275,18 +289,10 @@ pub fn break_dead_letters(broker: &Broker) {
 /// Messages in the test's dead-letter queue, topic or stream.
 pub fn dead_letters(broker: &Broker) -> usize {
     let name = format!("{}dead", broker.prefix);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     match broker.kind {
-        Kind::Rabbit => runtime.block_on(async {
+        Kind::Rabbit => block_on(async {
             use lapin::options::QueueDeclareOptions;
-            let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
-            let connection = lapin::Connection::connect(&uri, Default::default())
-                .await
-                .expect("connect");
-            let channel = connection.create_channel().await.expect("channel");
+            let (_connection, channel) = broker.rabbit_channel().await;
             let options = QueueDeclareOptions {
                 passive: true,
                 ..Default::default()
@@ -297,16 +303,10 @@ pub fn dead_letters(broker: &Broker) -> usize {
                 .expect("dead-letter queue exists");
             queue.message_count() as usize
         }),
-        Kind::Redis => runtime.block_on(async {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", broker.port))
-                .expect("client");
-            let mut c = client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("connect");
+        Kind::Redis => block_on(async {
             redis::cmd("XLEN")
                 .arg(&name)
-                .query_async(&mut c)
+                .query_async(&mut broker.redis_connection().await)
                 .await
                 .expect("XLEN")
         }),

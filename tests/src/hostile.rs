@@ -7,7 +7,7 @@ use std::time::Duration;
 use hb_bus::{Outgoing, Transport};
 use hb_sample::{Envelope, Sample, SampleType, Secret};
 
-use crate::bus::{Broker, Kind, break_dead_letters};
+use crate::bus::{Broker, Kind, block_on, break_dead_letters};
 use crate::node::{Node, coordinated_collector, last, send, signed_envelopes, wait_until};
 
 /// Times the collector said it is (re)connected and consuming.
@@ -66,17 +66,9 @@ fn send_as_is(broker: &Broker, transport: &Transport, messages: &[Outgoing]) {
     let Transport::Rabbit(spec) = transport else {
         return send(transport, messages);
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    block_on(async {
         use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-        let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port);
-        let connection = lapin::Connection::connect(&uri, Default::default())
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
+        let (_connection, channel) = broker.rabbit_channel().await;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
