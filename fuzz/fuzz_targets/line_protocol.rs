@@ -170,7 +170,8 @@ fn all_text<'a>(sample: &'a Sample, tags: &'a [String]) -> impl Iterator<Item = 
 }
 
 /// The measurement and tags the line should carry, as the encoder's documentation says:
-/// tags sorted by key (the fixed ones winning over metadata of the same name), empty values
+/// tags sorted by key (the fixed ones winning over metadata of the same name), floats in
+/// their shortest form (`6.5e24`, not JSON's `6.5e+24`), empty values
 /// skipped, newlines written as spaces, trailing backslashes dropped in literal mode.
 /// `None` when the name is empty once written.
 fn expected(
@@ -196,6 +197,11 @@ fn expected(
     ];
     let meta = |key: &str| match sample.resource_metadata.get(key) {
         Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_f64() => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| ryu::Buffer::new().format_finite(f).to_owned())
+            .unwrap_or_default(),
         Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
         _ => String::new(),
     };

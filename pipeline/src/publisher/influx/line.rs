@@ -10,7 +10,8 @@
 //!   and `user_id` when set; `host` when the resource metadata has a `host` key; then each
 //!   metadata key listed in the URL's `tags=` that the sample has. Nothing else is written as a
 //!   tag, so the series count stays bounded. A metadata value that is a string is written as
-//!   is, a number or a boolean as JSON writes it (`3`, `2.5`, `true`); `null`, arrays and
+//!   is, a number or a boolean as JSON writes it (`3`, `2.5`, `true`; a float with an exponent in
+//!   its shortest form without a `+`, `6.5e24`, as the field value); `null`, arrays and
 //!   objects are skipped, and so is any tag whose value is empty.
 //! - **Field**: `value=<volume>`, always a float (shortest round-trip form: `42.0`, `1e21`), so
 //!   the field's type never depends on the first value InfluxDB saw.
@@ -301,7 +302,8 @@ struct NumberBuffers {
 }
 
 impl NumberBuffers {
-    /// A JSON number as JSON writes it (integers without a decimal point).
+    /// A JSON number as JSON writes it (integers without a decimal point), floats in their
+    /// shortest form as the field value is written (`6.5e24`, where JSON writes `6.5e+24`).
     fn format(&mut self, n: &serde_json::Number) -> &str {
         if let Some(i) = n.as_i64() {
             self.tag_int.format(i)

@@ -63,6 +63,22 @@ fn all_tags_sorted_with_metadata() {
     );
 }
 
+/// A float tag with an exponent is written as the field value is (`e24`), not as JSON writes
+/// it (`e+24`): one number format per line (the line_protocol fuzz target checks the same).
+#[test]
+fn float_tags_in_the_shortest_form_of_the_field_value() {
+    let mut s = sample("m", 6.664666666666667e24, "r");
+    s.resource_metadata = json!({"big": 6.664666666666667e24, "small": 1e-7})
+        .as_object()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        default_text(&[s], &["big", "small"]),
+        "m,big=6.664666666666667e24,resource_id=r,small=1e-7 value=6.664666666666667e24 \
+         1700000000123456789\n"
+    );
+}
+
 #[test]
 fn empty_owner_and_resource_are_omitted() {
     let mut s = sample("m", 1.0, "");
