@@ -180,7 +180,8 @@ pub fn large_and_forged_messages(kind: Kind, huge: Option<usize>) {
     // at once: 362 MB.) Redis entries over the limit are cut by the reading script, so a
     // 195 MB one costs nothing; RabbitMQ's client reads a message whole into a buffer that
     // grows by doubling, up to 2.5 times its size at once, so there one message's cost is
-    // bounded by the broker's `max_message_size` (16 MiB by default since RabbitMQ 4.0).
+    // bounded by the broker's `max_message_size` (128 MiB by default in RabbitMQ 3.x, as
+    // here, 16 MiB since 4.0; a larger message is refused at the publish).
     let bound = match (kind, huge) {
         (Kind::Rabbit, Some(mb)) => 50 + mb as u64 * 5 / 2,
         _ => 300,

@@ -29,8 +29,8 @@ fn redis_a_195_mb_message() {
     hostile::large_and_forged_messages(Redis, Some(195));
 }
 
-/// RabbitMQ refuses messages over its `max_message_size` (128 MiB by default) at the
-/// publish: the largest one here is 120 MB.
+/// RabbitMQ refuses messages over its `max_message_size` (128 MiB by default in 3.x, 16 MiB
+/// since 4.0) at the publish: the largest one here is 120 MB.
 #[test]
 fn rabbit_a_120_mb_message() {
     hostile::large_and_forged_messages(Rabbit, Some(120));
