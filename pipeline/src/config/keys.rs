@@ -11,8 +11,8 @@ use serde::de::{
 };
 
 use super::raw::{
-    At, RawBatch, RawConfig, RawCoordination, RawNotifications, RawSink, RawSource, RawSpool,
-    position,
+    At, RawBatch, RawConfig, RawCoordination, RawManagement, RawNotifications, RawSink, RawSource,
+    RawSpool, position,
 };
 use super::{ConfigError, Origin};
 
@@ -32,6 +32,7 @@ enum Shape {
     Config,
     Spool,
     Coordination,
+    Management,
     Notifications,
     Source,
     Sink,
@@ -45,6 +46,7 @@ impl Shape {
             Self::Config => fields::<RawConfig>(),
             Self::Spool => fields::<RawSpool>(),
             Self::Coordination => fields::<RawCoordination>(),
+            Self::Management => fields::<RawManagement>(),
             Self::Notifications => fields::<RawNotifications>(),
             Self::Source => fields::<RawSource>(),
             Self::Sink => fields::<RawSink>(),
@@ -57,6 +59,7 @@ impl Shape {
         match (self, key) {
             (Self::Config, "spool") => Some((Self::Spool, false)),
             (Self::Config, "coordination") => Some((Self::Coordination, false)),
+            (Self::Config, "management") => Some((Self::Management, false)),
             (Self::Config, "notifications") => Some((Self::Notifications, false)),
             (Self::Config, "sources") => Some((Self::Source, true)),
             (Self::Config, "sinks") => Some((Self::Sink, true)),

@@ -23,6 +23,9 @@
 //! `coordination: {backend_url: redis://..., group, heartbeat, timeout}` lets several central
 //! agents share the work (see [`Coordination`]).
 //!
+//! `management: {listen, token_file, drain_timeout}` configures the management server (see
+//! [`Management`]).
+//!
 //! With a bus transport, `secret_file` names a file holding the shared signing secret (or
 //! `HB_SECRET` gives it), and `spool: {dir, max_bytes}` bounds the agent's on-disk spool.
 //!
@@ -33,6 +36,7 @@
 mod coordination;
 mod error;
 mod keys;
+pub mod management;
 mod notifications;
 mod raw;
 pub mod seconds;
@@ -47,6 +51,7 @@ pub use coordination::Coordination;
 pub use error::{ConfigError, ConfigErrors, Origin, cut};
 use hb_bus::Transport;
 use hb_sample::Secret;
+pub use management::{Listen, Management, Token};
 pub use notifications::{DEFAULT_EXCHANGES, DEFAULT_TOPICS, Notifications, UnmatchedEvents};
 pub use raw::position;
 use raw::{At, RawConfig, RawSource, RawSpool};
@@ -57,8 +62,12 @@ pub use yaml::{MAX_FILE_BYTES, parse_yaml, read_file, yaml_options};
 use crate::filter::MeterFilter;
 
 /// Top-level settings that an environment variable may override: (variable, key).
-pub const ENV_OVERRIDES: &[(&str, &str)] =
-    &[("HB_TRANSPORT", "transport"), ("HB_SECRET", "secret_file")];
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("HB_TRANSPORT", "transport"),
+    ("HB_SECRET", "secret_file"),
+    (management::LISTEN_VAR, "management.listen"),
+    (management::TOKEN_VAR, "management.token_file"),
+];
 
 /// Spool bound when `spool.max_bytes` is not given: 100 MB.
 pub const DEFAULT_SPOOL_BYTES: u64 = 100_000_000;
@@ -85,6 +94,8 @@ pub struct Config {
     pub coordination: Option<Coordination>,
     /// Other services' notifications the collector consumes (`notifications:`).
     pub notifications: Option<Notifications>,
+    /// The management server (`management:`; its defaults without the section).
+    pub management: Management,
 }
 
 /// `spool:`: the agent's bounded on-disk buffer.
@@ -165,6 +176,7 @@ impl Config {
             .notifications
             .as_ref()
             .and_then(|n| v.notifications(n, &base, &sinks, &sink_index));
+        let management = v.management(raw.management.as_ref(), &base, &env);
         let dead_letter_dir = crate::publisher::resolve(
             &base,
             raw.dead_letter_dir
@@ -184,6 +196,7 @@ impl Config {
             dead_letter_dir,
             coordination,
             notifications,
+            management,
         })
     }
 }

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub coordination: Option<At<RawCoordination>>,
     #[serde(default)]
     pub notifications: Option<At<RawNotifications>>,
+    #[serde(default)]
+    pub management: Option<At<RawManagement>>,
     pub sources: At<Vec<RawSource>>,
     pub sinks: At<Vec<RawSink>>,
 }
@@ -85,6 +87,16 @@ pub struct RawCoordination {
     pub heartbeat: Option<At<Seconds>>,
     #[serde(default)]
     pub timeout: Option<At<Seconds>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawManagement {
+    #[serde(default)]
+    pub listen: Option<At<String>>,
+    #[serde(default)]
+    pub token_file: Option<At<String>>,
+    #[serde(default)]
+    pub drain_timeout: Option<At<Seconds>>,
 }
 
 #[derive(Debug, Deserialize)]
