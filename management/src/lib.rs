@@ -1,0 +1,21 @@
+//! The management server of both binaries (DESIGN §7): plugin status, list and health in the
+//! JSON shapes of `hkp-plugin-core`'s management package, liveness and readiness probes, and
+//! Prometheus metrics. Loopback by default; every request that changes state needs the
+//! configured Bearer token (see [`hb_pipeline::config::Management`]).
+//!
+//! # Layout
+//!
+//! - [`plugins`]: plugin kinds, lifecycle states, health records, and the registry that
+//!   answers `/plugins/status`, `/plugins/list` and `/plugins/health`.
+//! - [`metrics`]: the metrics registry: families read from their owners' counters when
+//!   scraped (one source of truth with the progress log lines), process metrics, build info.
+//! - [`server`]: binding, the routes, the token check for mutations, a graceful stop.
+#![warn(missing_docs)]
+
+pub mod metrics;
+pub mod plugins;
+pub mod server;
+
+pub use metrics::{Families, Metrics};
+pub use plugins::{Health, Kind, Plugin, Plugins, State};
+pub use server::{Probe, Server, ServerError};

@@ -1,0 +1,188 @@
+//! The metrics registry behind `/metrics` (Prometheus text format 0.0.4, through the
+//! `prometheus` crate). The counters the progress log lines print stay where they are, in
+//! their owners' structures (atomics on the data path, no extra cost there): a *source*
+//! registered here reads them when `/metrics` is scraped and writes them as families, so the
+//! log lines and the metrics can never disagree. Metrics that have no counter elsewhere
+//! (histograms) are registered on [`Metrics::registry`] directly. Process metrics (CPU, RSS,
+//! open file descriptors, threads, start time) and `hb_build_info` are always there.
+
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock};
+
+use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Writes a source's families at scrape time.
+pub type Source = Box<dyn Fn(&mut Families) + Send + Sync>;
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    sources: RwLock<Vec<Source>>,
+}
+
+impl Metrics {
+    /// The registry with the process metrics and `hb_build_info{binary, version} 1`.
+    pub fn new(binary: &str) -> Self {
+        let registry = Registry::new();
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(error) = registry.register(Box::new(process)) {
+            tracing::warn!(%error, "process metrics unavailable");
+        }
+        let metrics = Self {
+            registry,
+            sources: RwLock::default(),
+        };
+        let binary = binary.to_owned();
+        metrics.add_source(Box::new(move |f| {
+            f.gauge(
+                "hb_build_info",
+                "Which hb build runs: always 1, with the binary and its version as labels.",
+                &[("binary", &binary), ("version", env!("CARGO_PKG_VERSION"))],
+                1.0,
+            );
+        }));
+        metrics
+    }
+
+    /// The registry, for metrics kept by the prometheus crate itself (histograms).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Adds a source read at every scrape.
+    pub fn add_source(&self, source: Source) {
+        self.sources
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(source);
+    }
+
+    /// The text exposition of every metric, families sorted by name.
+    pub fn encode(&self) -> String {
+        let mut families = Families::default();
+        for source in self
+            .sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            source(&mut families);
+        }
+        let mut all = self.registry.gather();
+        all.extend(families.finish());
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&all, &mut out) {
+            tracing::warn!(%error, "metrics could not be encoded");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The families of one scrape: counters and gauges by name, each value with its labels. A
+/// family's label names are those of its first value; a value with other names is left out
+/// (and logged), as the text format requires.
+#[derive(Default)]
+pub struct Families {
+    counters: BTreeMap<&'static str, IntCounterVec>,
+    gauges: BTreeMap<&'static str, GaugeVec>,
+}
+
+impl Families {
+    /// A counter value (a name ending in `_total`).
+    pub fn counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: u64,
+    ) {
+        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+        let family = match self.counters.get(name) {
+            Some(family) => family,
+            None => match IntCounterVec::new(Opts::new(name, help), &names) {
+                Ok(family) => self.counters.entry(name).or_insert(family),
+                Err(error) => return tracing::warn!(metric = name, %error, "metric left out"),
+            },
+        };
+        match family.get_metric_with_label_values(&values) {
+            Ok(counter) => counter.inc_by(value),
+            Err(error) => tracing::warn!(metric = name, %error, "metric value left out"),
+        }
+    }
+
+    /// A gauge value.
+    pub fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+        let family = match self.gauges.get(name) {
+            Some(family) => family,
+            None => match GaugeVec::new(Opts::new(name, help), &names) {
+                Ok(family) => self.gauges.entry(name).or_insert(family),
+                Err(error) => return tracing::warn!(metric = name, %error, "metric left out"),
+            },
+        };
+        match family.get_metric_with_label_values(&values) {
+            Ok(gauge) => gauge.set(value),
+            Err(error) => tracing::warn!(metric = name, %error, "metric value left out"),
+        }
+    }
+
+    fn finish(self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::core::Collector;
+        let counters = self.counters.into_values().flat_map(|c| c.collect());
+        let gauges = self.gauges.into_values().flat_map(|g| g.collect());
+        counters.chain(gauges).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_read_at_every_scrape_and_merged_by_name() {
+        let metrics = Metrics::new("hb-test");
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(3));
+        let seen = std::sync::Arc::clone(&counter);
+        metrics.add_source(Box::new(move |f| {
+            for sink in ["a", "b"] {
+                f.counter(
+                    "hb_sink_samples_published_total",
+                    "Samples published.",
+                    &[("sink", sink)],
+                    seen.load(std::sync::atomic::Ordering::Relaxed),
+                );
+            }
+        }));
+        let text = metrics.encode();
+        assert_eq!(
+            text.matches("# TYPE hb_sink_samples_published_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("hb_sink_samples_published_total{sink=\"a\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hb_build_info{binary=\"hb-test\",version=\""),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        counter.store(7, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            metrics
+                .encode()
+                .contains("hb_sink_samples_published_total{sink=\"b\"} 7")
+        );
+    }
+}
