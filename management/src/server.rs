@@ -197,24 +197,11 @@ mod tests {
     use tower::ServiceExt;
 
     fn shared(token: Option<&str>) -> Shared {
-        let dir = std::env::temp_dir().join(format!("hb-mgmt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let token = token.map(|t| {
-            std::fs::write(dir.join("token"), t).expect("write");
-            let text = format!(
-                "management: {{token_file: token}}\nsources: [{{name: s, interval: 1, meters: [a], sinks: [k]}}]\nsinks: [{{name: k, publishers: [\"file://x.jsonl\"]}}]\n"
-            );
-            hb_pipeline::Config::parse(&text, &dir.join("p.yaml"), |_| None)
-                .expect("config")
-                .management
-                .token
-                .expect("token")
-        });
         Shared {
             plugins: Arc::default(),
             metrics: Arc::new(Metrics::new("test")),
             ready: Arc::new(Vec::new),
-            token,
+            token: token.map(Token::new),
         }
     }
 

@@ -100,6 +100,11 @@ impl Listen {
 pub struct Token(String);
 
 impl Token {
+    /// A token (as read from `token_file` or `HB_MANAGEMENT_TOKEN`, trimmed).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
     /// Whether `given` (the part of an `Authorization` header after `Bearer `) is the token,
     /// in a time that does not depend on where they differ.
     pub fn matches(&self, given: &str) -> bool {
