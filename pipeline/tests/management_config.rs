@@ -88,7 +88,13 @@ fn the_environment_overrides_listen() {
 
 #[test]
 fn refusals_name_the_key_or_the_variable() {
-    let refusals: [(&str, &[(&str, &str)], &str); 6] = [
+    /// The section, the environment, the refusal.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let refusals: [Case; 6] = [
         (
             "management: {listen: \"0.0.0.0:8042\"}",
             &[],
