@@ -71,18 +71,20 @@ fuzz_target!(|data: &[u8]| {
     let encoded = encoder.encode(std::slice::from_ref(&sample), &mut out);
     let expected = expected(&sample, &tags, backslash);
     let nanos = sample.timestamp.timestamp_nanos_opt();
-    match (&expected, nanos) {
+    // The encoder checks the time first, then the volume, then the name: the first reason
+    // found is the one counted.
+    match (nanos, &expected) {
         (None, _) => {
-            assert_eq!(encoded.lines, 0, "an empty name was written: {out:?}");
-            assert_eq!(encoded.refused[0].reason, RefuseReason::EmptyName);
-            return;
-        }
-        (Some(_), None) => {
             assert_eq!(
                 encoded.lines, 0,
                 "an out-of-range time was written: {out:?}"
             );
             assert_eq!(encoded.refused[0].reason, RefuseReason::TimestampOutOfRange);
+            return;
+        }
+        (Some(_), None) => {
+            assert_eq!(encoded.lines, 0, "an empty name was written: {out:?}");
+            assert_eq!(encoded.refused[0].reason, RefuseReason::EmptyName);
             return;
         }
         _ => assert_eq!((encoded.lines, encoded.refused.len()), (1, 0)),

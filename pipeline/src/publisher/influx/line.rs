@@ -24,7 +24,7 @@
 //!
 //! Refused samples (counted in [`Encoded::refused`], nothing written for them): a timestamp
 //! outside InfluxDB's range (years 1677 to 2262), a non-finite volume, a name that is empty
-//! once written.
+//! once written, checked in this order (a sample is counted under the first that applies).
 //!
 //! The encoder allocates nothing per sample: numbers go through `itoa`/`ryu` stack buffers
 //! and strings are copied into the output with their escapes.

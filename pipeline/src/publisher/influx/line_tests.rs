@@ -185,7 +185,10 @@ fn unrepresentable_samples_are_refused_and_counted() {
     far.timestamp = Utc.with_ymd_and_hms(2300, 1, 1, 0, 0, 0).unwrap();
     let mut empty = sample("x", 1.0, "r");
     empty.name = "\\".into();
-    let samples = [sample("a", 1.0, "r"), far, empty, sample("b", 2.0, "r")];
+    // Both wrong: counted under the first reason checked, the time.
+    let mut both = empty.clone();
+    both.timestamp = far.timestamp;
+    let samples = [sample("a", 1.0, "r"), far, empty, both, sample("b", 2.0, "r")];
     let (lines, encoded) = text(
         &Encoder::new(&[], Precision::Ns, Backslash::Literal),
         &samples,
@@ -206,6 +209,10 @@ fn unrepresentable_samples_are_refused_and_counted() {
             Refused {
                 index: 2,
                 reason: RefuseReason::EmptyName
+            },
+            Refused {
+                index: 3,
+                reason: RefuseReason::TimestampOutOfRange
             }
         ]
     );
