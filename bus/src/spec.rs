@@ -271,6 +271,18 @@ impl Transport {
 }
 
 /// Shows the URL with any password replaced by `***`.
+impl Transport {
+    /// The transport's name (`memory`, `rabbit`, `kafka`, `redis`), for labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Rabbit(_) => "rabbit",
+            Self::Kafka(_) => "kafka",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -153,17 +153,26 @@ pub async fn serve(config: Config) -> ExitCode {
         Err(code) => return code,
     };
     let pipeline = match Pipeline::open(&config) {
-        Ok(pipeline) => pipeline,
+        Ok(pipeline) => Arc::new(pipeline),
         Err(e) => {
             eprintln!("hb-collector: {path}: {e}");
             return ExitCode::from(2);
         }
     };
+    let management =
+        match crate::management::bind(&config, &pipeline, notifier.as_ref(), &stats).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("hb-collector: {path}: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if config.secret.is_none() {
         tracing::warn!("no secret configured: envelopes are accepted without checking signatures");
     }
     tracing::info!(transport = %config.transport, config = %path, "hb-collector started");
     let shutdown = CancellationToken::new();
+    crate::management::spawn(management, &shutdown);
     let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
         shutdown.clone(),
         "finishing the batch in flight, flushing, acknowledging",

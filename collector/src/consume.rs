@@ -97,10 +97,12 @@ pub async fn run(
         {
             Ok(consumer) => {
                 tracing::info!(transport = %transport, "consuming");
+                stats.connected();
                 consumer
             }
             Err(error) if !error.is_retryable() => return Err(ConsumeError::Setup(error)),
             Err(error) => {
+                stats.disconnected(&error);
                 let wait = backoff.next(None);
                 tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot consume; retrying");
                 sleep(wait, shutdown).await;
@@ -204,6 +206,7 @@ pub async fn run(
                 return Ok(());
             }
             Err(error) => {
+                stats.disconnected(&error);
                 if stats.acked.load(std::sync::atomic::Ordering::Relaxed) > acked_before {
                     backoff.reset();
                 }

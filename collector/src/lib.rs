@@ -13,6 +13,8 @@
 //! - [`cli`]: the command line: `validate` and run (with graceful shutdown).
 //! - [`consume`]: the consume loop: decode, verify, submit, acknowledge, reconnect.
 //! - `decode`: envelopes decoded and verified, on blocking threads when large.
+//! - [`management`]: the management server: the consumer, sinks and definitions as plugins,
+//!   their metrics, readiness.
 //! - [`notify`]: notification plugins: the definitions in force, misses counted and logged.
 //! - [`partitions`]: the samples partitions this collector consumes (the collectors' group and
 //!   hash ring), and the transformer state forgotten when one moves.
@@ -25,6 +27,7 @@
 pub mod cli;
 pub mod consume;
 mod decode;
+pub mod management;
 pub mod notify;
 pub mod partitions;
 pub mod replay;

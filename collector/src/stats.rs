@@ -1,6 +1,7 @@
 //! The collector's counters, shared with whoever watches them, logged as progress lines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// Totals since start.
 #[derive(Debug, Default)]
@@ -37,6 +38,12 @@ pub struct Stats {
     pub definition_misses: AtomicU64,
     /// Notification definitions skipped at start for being wrong (each logged at error level).
     pub skipped_definitions: AtomicU64,
+    /// Whether the consumer is connected to the bus now.
+    pub connected: AtomicBool,
+    /// Connections to the bus lost or refused (each followed by a retry after a backoff).
+    pub reconnects: AtomicU64,
+    /// Why the bus was last lost or refused.
+    pub last_bus_error: Mutex<Option<String>>,
 }
 
 /// Adds `n` to a counter and returns the new total.
@@ -45,6 +52,29 @@ pub fn add(counter: &AtomicU64, n: u64) -> u64 {
 }
 
 impl Stats {
+    /// The consumer is connected.
+    pub fn connected(&self) {
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
+    /// The bus was lost or refused the connection.
+    pub fn disconnected(&self, error: &impl std::fmt::Display) {
+        self.connected.store(false, Ordering::Relaxed);
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_bus_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+    }
+
+    /// Why the bus was last lost, if it was.
+    pub fn last_bus_error(&self) -> Option<String> {
+        self.last_bus_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// One structured log line with every counter.
     pub fn report(&self, what: &'static str) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -65,6 +95,7 @@ impl Stats {
             unrouted_events = get(&self.unrouted_events),
             definition_misses = get(&self.definition_misses),
             skipped_definitions = get(&self.skipped_definitions),
+            reconnects = get(&self.reconnects),
             "{what}"
         );
     }

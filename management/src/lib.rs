@@ -10,11 +10,13 @@
 //! - [`metrics`]: the metrics registry: families read from their owners' counters when
 //!   scraped (one source of truth with the progress log lines), process metrics, build info.
 //! - [`server`]: binding, the routes, the token check for mutations, a graceful stop.
+//! - [`sinks`]: the sinks of a pipeline as plugins and metrics (collector and embedded agent).
 #![warn(missing_docs)]
 
 pub mod metrics;
 pub mod plugins;
 pub mod server;
+pub mod sinks;
 
 pub use metrics::{Families, Metrics};
 pub use plugins::{Health, Kind, Plugin, Plugins, State};

@@ -31,7 +31,7 @@ pub use config::{Config, ConfigError, ConfigErrors, SpoolConfig};
 pub use filter::MeterFilter;
 pub use hb_bus::Transport;
 pub use publisher::Batch;
-pub use router::{Delivery, Pipeline, Submitted};
+pub use router::{Delivery, Fill, Pipeline, Submitted};
 pub use sink::{BatchConfig, Receipt, SinkStats, Stale};
 
 /// An error and its causes on one line: HTTP clients' top-level message hides the cause

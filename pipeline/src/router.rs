@@ -319,12 +319,36 @@ impl Pipeline {
             .count()
     }
 
+    /// The sink `name`: its counters, and how full its buffer is.
+    pub fn sink(&self, name: &str) -> Option<(&SinkStats, Fill)> {
+        let sink = self.sinks.iter().find(|s| s.name == name)?;
+        let fill = Fill {
+            held: sink.held(),
+            capacity: sink.capacity(),
+        };
+        Some((&*sink.stats, fill))
+    }
+
+    /// The sinks' names, in configuration order.
+    pub fn sink_names(&self) -> impl Iterator<Item = &str> {
+        self.sinks.iter().map(|s| s.name.as_str())
+    }
+
     /// Per sink: its name, its counters and the items (samples and events) it holds now.
     pub fn sinks(&self) -> impl Iterator<Item = (&str, &SinkStats, usize)> {
         self.sinks
             .iter()
             .map(|s| (s.name.as_str(), &*s.stats, s.held()))
     }
+}
+
+/// How full a sink's buffer is: items (samples and events) held, of `buffer_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Items held now.
+    pub held: usize,
+    /// The most it holds (`batch.buffer_events`).
+    pub capacity: usize,
 }
 
 /// Waits for a submission's receipt.

@@ -138,7 +138,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "transport: memory://",
         "transport: memory://\nsecrets: x",
-        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, sources, sinks",
+        "/etc/hb/pipeline.yaml:3:1: secrets: unknown field `secrets`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, management, sources, sinks",
     ),
     (
         "publishers: [\"file://data/samples.jsonl\"]",
@@ -254,7 +254,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
         "sources:\n",
         "sources: 3\nold:\n",
         "/etc/hb/pipeline.yaml:3:10: sources: expected sequence start\n\
-         /etc/hb/pipeline.yaml:4:1: old: unknown field `old`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, sources, sinks",
+         /etc/hb/pipeline.yaml:4:1: old: unknown field `old`, expected one of transport, secret_file, spool, dead_letter_dir, coordination, notifications, management, sources, sinks",
     ),
     (
         "    sinks: [local]\n",

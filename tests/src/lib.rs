@@ -1,7 +1,7 @@
 //! End-to-end tests of hb as a user meets it: the real binaries, run the way the README says,
 //! on the repository's own pipeline.yaml and namespaces. The tests live in `tests/`; this
 //! library holds what they share: [`bus`] (brokers), [`node`] (agents and collectors as
-//! processes), [`hostile`] (hostile-input scenarios), [`proxy`] (a TCP proxy whose connections a test can cut) and [`scenarios`]
+//! processes), [`hostile`] (hostile-input scenarios), [`management`] (the management server over HTTP), [`proxy`] (a TCP proxy whose connections a test can cut) and [`scenarios`]
 //! (the bus acceptance scenarios, run per broker).
 #![warn(missing_docs)]
 
@@ -59,6 +59,7 @@ pub fn log_tail(log: &Path) -> String {
 pub mod bus;
 pub mod hostile;
 pub mod influx;
+pub mod management;
 pub mod node;
 pub mod partitions;
 pub mod proxy;

@@ -68,6 +68,16 @@ fn agent_args() -> Vec<String> {
         .collect()
 }
 
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("directory");
+        }
+        std::fs::write(path, content).expect("file");
+    }
+}
+
 fn custom_dir(yaml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("secret"), SECRET).expect("secret");
@@ -113,6 +123,14 @@ impl Node {
         node
     }
 
+    /// An `hb-collector` with the given pipeline.yaml and `files` written into its directory
+    /// first (file `secret` holds [`SECRET`]).
+    pub fn collector_files(yaml: &str, files: &[(&str, &str)]) -> Self {
+        let dir = custom_dir(yaml);
+        write_files(dir.path(), files);
+        Self::spawn(dir, "hb-collector", vec![])
+    }
+
     /// An agent of the three compute pollsters with the given pipeline.yaml (file `secret`
     /// holds [`SECRET`]).
     pub fn agent_with(yaml: &str) -> Self {
@@ -123,13 +141,7 @@ impl Node {
     /// holds [`SECRET`]); `files` are written into its directory first.
     pub fn agent_args(yaml: &str, files: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = custom_dir(yaml);
-        for (name, content) in files {
-            let path = dir.path().join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).expect("directory");
-            }
-            std::fs::write(path, content).expect("file");
-        }
+        write_files(dir.path(), files);
         let args = args.iter().map(|a| a.to_string()).collect();
         Self::spawn(dir, "hb-polling", args)
     }

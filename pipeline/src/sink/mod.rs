@@ -145,6 +145,10 @@ impl SinkHandle {
     }
 
     /// Items held by the sink (waiting for a batch or being published).
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn held(&self) -> usize {
         self.capacity - self.permits.available_permits()
     }

@@ -2,7 +2,7 @@
 //! refuse with backoff, dead-lettering what they refuse for good.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hb_bus::Backoff;
 
@@ -20,6 +20,7 @@ impl Shared {
     /// Hands a batch to every publisher until all of them took it, retrying only those that
     /// refused, with backoff; `false` when the sink was told to abandon it first.
     async fn publish(&self, batch: Batch) -> bool {
+        let _in_flight = InFlight::enter(&self.stats.in_flight);
         let mut todo: Vec<usize> = (0..self.publishers.len()).collect();
         let mut backoff = Backoff::default();
         let (samples, events) = (batch.samples.len(), batch.events.len());
@@ -47,6 +48,8 @@ impl Shared {
                     }
                     Err(error) => {
                         floor = floor.max(error.retry_after());
+                        self.stats
+                            .failed(format!("{}: {error}", publisher.describe()));
                         tracing::warn!(
                             sink = %self.name,
                             publisher = %publisher.describe(),
@@ -90,6 +93,7 @@ impl Shared {
                 .fetch_add(events as u64, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
         }
+        self.stats.succeeded();
         true
     }
 
@@ -124,5 +128,21 @@ impl Shared {
                 "publisher refused items and the dead-letter file cannot be written; they are lost"
             ),
         }
+    }
+}
+
+/// Counts a batch in flight while it lives.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

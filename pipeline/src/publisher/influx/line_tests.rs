@@ -188,7 +188,13 @@ fn unrepresentable_samples_are_refused_and_counted() {
     // Both wrong: counted under the first reason checked, the time.
     let mut both = empty.clone();
     both.timestamp = far.timestamp;
-    let samples = [sample("a", 1.0, "r"), far, empty, both, sample("b", 2.0, "r")];
+    let samples = [
+        sample("a", 1.0, "r"),
+        far,
+        empty,
+        both,
+        sample("b", 2.0, "r"),
+    ];
     let (lines, encoded) = text(
         &Encoder::new(&[], Precision::Ns, Backslash::Literal),
         &samples,

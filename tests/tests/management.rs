@@ -1,0 +1,193 @@
+//! The collector's management server against a real broker: every read endpoint, the token
+//! rules, /metrics through promtool with counters that match what was sent, readiness while
+//! the bus is away, and the start-up refusal of an exposed listen address without a token.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hb_tests::bus::{Broker, Kind};
+use hb_tests::management::{address, call, get, metric, promtool};
+use hb_tests::node::{Node, publish, wait_until};
+use hb_tests::{binary, bus};
+
+const TOKEN: &str = "mgmt-T0KEN-for-tests";
+
+fn collector_yaml(transport: &str, management: &str) -> String {
+    format!(
+        "transport: \"{transport}\"\nsecret_file: secret\nmanagement: {management}\n\
+         sources:\n  - {{name: all, interval: 10, meters: [\"*\"], sinks: [out]}}\n\
+         sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n"
+    )
+}
+
+#[test]
+fn every_endpoint_of_a_consuming_collector() {
+    let broker = Broker::start(Kind::Rabbit);
+    let transport = broker.direct("");
+    let yaml = collector_yaml(&transport, "{listen: \"127.0.0.1:0\", token_file: token}");
+    let mut collector = Node::collector_files(&yaml, &[("token", TOKEN)]);
+    let addr = address(&collector);
+
+    let (envelopes, per) = (40, 25);
+    publish(&transport, 4, envelopes, per);
+    let done = wait_until(Duration::from_secs(60), || {
+        collector.samples().0.len() == envelopes * per
+    });
+    assert!(done, "{}", collector.log());
+
+    let healthz = get(&addr, "/healthz");
+    assert_eq!(
+        (healthz.status, healthz.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = get(&addr, "/readyz");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    let status = get(&addr, "/plugins/status").json();
+    assert_eq!(status["plugin_system"]["total_plugins"], 2, "{status}");
+    assert_eq!(status["plugin_system"]["active_plugins"], 2, "{status}");
+    assert_eq!(
+        status["plugin_system"]["plugin_states"]["consumer"],
+        "active"
+    );
+    assert_eq!(status["plugin_system"]["plugin_states"]["out"], "active");
+    assert_eq!(status["health_status"]["overall_status"], "healthy");
+    assert!(
+        status["uptime"].as_str().is_some_and(|u| u.ends_with('s')),
+        "{status}"
+    );
+    assert!(status["timestamp"].as_u64().is_some(), "{status}");
+
+    let list = get(&addr, "/plugins/list").json();
+    assert_eq!(list["total_count"], 2, "{list}");
+    let out = &list["plugins"][1];
+    assert_eq!(
+        (out["name"].as_str(), out["kind"].as_str()),
+        (Some("out"), Some("sink"))
+    );
+    assert_eq!(out["health"]["status"], "healthy", "{list}");
+    assert_eq!(out["health"]["checks"]["consecutive_failures"], 0, "{list}");
+    assert_eq!(
+        out["health"]["checks"]["samples_published"],
+        envelopes * per,
+        "{list}"
+    );
+    assert_eq!(list["plugins"][0]["kind"], "consumer", "{list}");
+
+    let health = get(&addr, "/plugins/health");
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(
+        health.json()["plugins"]["consumer"]["checks"]["connected"],
+        true
+    );
+
+    let text = get(&addr, "/metrics").body;
+    let (clean, said) = promtool(&text);
+    assert!(clean && said.trim().is_empty(), "promtool: {said}\n{text}");
+    let acked = metric(
+        &text,
+        "hb_collector_messages_acknowledged_total{transport=\"rabbit\"}",
+    );
+    assert_eq!(acked, Some(envelopes as f64), "{text}");
+    let published = metric(&text, "hb_sink_samples_published_total{sink=\"out\"}");
+    assert_eq!(published, Some((envelopes * per) as f64), "{text}");
+    assert_eq!(
+        metric(&text, "hb_collector_connected{transport=\"rabbit\"}"),
+        Some(1.0)
+    );
+    assert!(
+        metric(&text, "process_resident_memory_bytes").is_some_and(|b| b > 1e6),
+        "{text}"
+    );
+    assert!(
+        text.contains("hb_build_info{binary=\"hb-collector\",version=\""),
+        "{text}"
+    );
+
+    // Changes need the token: missing or wrong is 401; with it the request reaches routing.
+    assert_eq!(
+        call("POST", &addr, "/plugins/reload?plugin=out", None).status,
+        401
+    );
+    assert_eq!(
+        call("POST", &addr, "/plugins/reload?plugin=out", Some("wrong")).status,
+        401
+    );
+    let unknown = call("POST", &addr, "/nothing", Some(TOKEN));
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(get(&addr, "/nothing").status, 404);
+
+    let _ = collector.term();
+    let log = collector.log();
+    for secret in [TOKEN, ":guest@"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        assert!(!text.contains(secret) && !list.to_string().contains(secret));
+    }
+}
+
+#[test]
+fn without_a_token_changes_are_forbidden_and_readiness_follows_the_bus() {
+    // Nothing listens on this port: the collector keeps trying, and says so.
+    let closed = bus::free_port();
+    let transport = format!("redis://127.0.0.1:{closed}/0");
+    let mut collector =
+        Node::collector_with(&collector_yaml(&transport, "{listen: \"127.0.0.1:0\"}"));
+    let addr = address(&collector);
+    let ready = get(&addr, "/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let reasons = ready.json()["reasons"].to_string();
+    assert!(reasons.contains("not connected to the bus"), "{reasons}");
+    let health = get(&addr, "/plugins/health");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.json()["overall_status"], "unhealthy");
+    assert_eq!(get(&addr, "/healthz").status, 200);
+    let forbidden = call(
+        "POST",
+        &addr,
+        "/plugins/reload?plugin=out",
+        Some("anything"),
+    );
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert!(forbidden.body.contains("no management token is configured"));
+    let _ = collector.term();
+}
+
+#[test]
+fn an_exposed_address_without_a_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("secret"), "s").expect("secret");
+    let yaml = collector_yaml("redis://127.0.0.1:6379/0", "{listen: \"0.0.0.0:0\"}");
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("yaml");
+    let out = Command::new(binary("hb-collector"))
+        .current_dir(dir.path())
+        .args(["--config", "pipeline.yaml"])
+        .env_remove("HB_MANAGEMENT_TOKEN")
+        .env_remove("HB_MANAGEMENT_LISTEN")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "pipeline.yaml:3:22: management.listen: 0.0.0.0:0 is not a loopback address and no \
+             token is configured"
+        ),
+        "{stderr}"
+    );
+    // The same address given by the environment is refused naming the variable.
+    let out = Command::new(binary("hb-collector"))
+        .current_dir(dir.path())
+        .args(["--config", "pipeline.yaml"])
+        .env("HB_MANAGEMENT_LISTEN", "10.0.0.1:8042")
+        .env_remove("HB_MANAGEMENT_TOKEN")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "environment variable HB_MANAGEMENT_LISTEN: 10.0.0.1:8042 is not a loopback address"
+        ),
+        "{stderr}"
+    );
+}
