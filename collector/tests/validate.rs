@@ -205,6 +205,7 @@ fn validate_and_the_started_line_redact_the_password() {
         .current_dir(dir.path())
         .args(["--config", "p.yaml"])
         .env("HB_TRANSPORT", url)
+        .env("HB_MANAGEMENT_LISTEN", "127.0.0.1:0")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()

@@ -172,6 +172,9 @@ impl Node {
             .env_remove("HB_TRANSPORT")
             .env_remove("HB_SECRET")
             .env("HB_LOG", "info")
+            // Each node's management server on a free port (the defaults 8042 and 8043
+            // would let only one node of a test run); a test's own environment overrides it.
+            .env("HB_MANAGEMENT_LISTEN", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
