@@ -12,7 +12,7 @@ use hb_sample::{Envelope, Heartbeat, PollsterState, Sample, Secret};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::namespaces::LoadedPollster;
+use crate::model::LoadedPollster;
 use crate::spool::{Spool, SpoolError};
 
 /// Spool entries sent together when replaying.

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use hb_sample::Sample;
 
-use crate::namespaces::LoadedPollster;
+use crate::model::LoadedPollster;
 
 /// Writes `rows` under `headers`, every column but the last padded to its widest cell.
 pub fn table(out: &mut impl Write, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {

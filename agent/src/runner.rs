@@ -1,8 +1,8 @@
 //! Runs one pollster once: a guard against overlapping runs, the timeout, and the stamping of
 //! measurements into samples (declared type and unit, one timestamp per run, host metadata).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -10,9 +10,8 @@ use hb_sample::Sample;
 
 use crate::coordination::Share;
 use crate::host::Host;
-use crate::namespaces::LoadedPollster;
+use crate::model::{LoadedPollster, Wanted};
 use crate::pollster::{Implementation, Measurement, PollError, Split};
-use crate::scheduler::Wanted;
 
 /// Host pollsters running at once. Each runs on a blocking thread of the runtime, and every
 /// thread costs its stack and a malloc arena (a compute cycle of 10 pollsters started 10
@@ -21,15 +20,6 @@ use crate::scheduler::Wanted;
 /// it hangs), so hung pollsters never hold up the others.
 const HOST_SLOTS: usize = 4;
 static HOST_SLOTS_FREE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HOST_SLOTS);
-
-/// Per-pollster bookkeeping across runs.
-#[derive(Debug, Default)]
-pub struct RunState {
-    /// Set while a host pollster's blocking work is running (it may outlive its timeout).
-    running_since: Mutex<Option<Instant>>,
-    /// Failed runs in a row.
-    pub consecutive_failures: AtomicU32,
-}
 
 /// What one run produced.
 #[derive(Debug, Default)]

@@ -3,12 +3,11 @@
 //! interval, and publishes each pollster's samples as soon as it returns, so neither a slow
 //! pollster nor a slow broker delays anybody. One summary line per cycle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use hb_pipeline::MeterFilter;
 use hb_pipeline::config::Source;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::coordination::{self, Coordinator, Share};
 use crate::destination::{Destination, Published};
 use crate::host::Host;
-use crate::namespaces::LoadedPollster;
+use crate::model::{LoadedPollster, Wanted};
 use crate::pollster::{Kind, PollError, Split};
 use crate::runner;
 
@@ -46,58 +45,6 @@ pub struct Entry {
     pub wanted: Arc<Wanted>,
     /// For info pollsters: collected already, never polled again.
     collected: AtomicBool,
-}
-
-/// The meters wanted from one pollster in one group.
-#[derive(Debug, Default)]
-pub struct Wanted {
-    /// Declared meters some source selects.
-    names: HashSet<String>,
-    /// For meters of a family (named as the pollster runs): the filters of the sources that
-    /// select the family, each name checked as it comes.
-    filters: Vec<MeterFilter>,
-}
-
-impl Wanted {
-    /// What `sources` want of `pollster`.
-    fn of(pollster: &LoadedPollster, sources: &[&Source]) -> Self {
-        let selects =
-            |m: &crate::pollster::MeterDef| sources.iter().any(|s| s.meters.matches(&m.name));
-        Self {
-            names: pollster
-                .meters
-                .iter()
-                .filter(|m| m.family.is_none() && selects(m))
-                .map(|m| m.name.clone())
-                .collect(),
-            filters: sources
-                .iter()
-                .filter(|s| {
-                    pollster
-                        .meters
-                        .iter()
-                        .any(|m| m.family.is_some() && s.meters.matches(&m.name))
-                })
-                .map(|s| s.meters.clone())
-                .collect(),
-        }
-    }
-
-    /// The declared meters wanted, sorted.
-    pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        names.sort_unstable();
-        names
-    }
-
-    /// True when `meter` is wanted.
-    pub fn contains(&self, meter: &str) -> bool {
-        self.names.contains(meter) || self.filters.iter().any(|f| f.matches(meter))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.filters.is_empty()
-    }
 }
 
 impl Plan {

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use hb_agent::coordination::Share;
 use hb_agent::destination::Destination;
 use hb_agent::host::{FsUsage, Host};
-use hb_agent::namespaces::LoadedPollster;
+use hb_agent::model::{LoadedPollster, RunState};
 use hb_agent::pollster::{
     HostPollster, Implementation, Kind, Measurement, MeterDef, PollError, PollResult, Split,
 };
-use hb_agent::runner::{self, RunState};
+use hb_agent::runner;
 use hb_agent::scheduler::{self, Plan};
 use hb_pipeline::{Config, Pipeline};
 use hb_sample::SampleType;

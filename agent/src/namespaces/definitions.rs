@@ -11,9 +11,9 @@ use serde_json::Value;
 use serde_saphyr::Spanned as At;
 
 use super::{DEFAULT_TIMEOUT, LoadedPollster};
+use crate::model::RunState;
 use crate::plugins::{self, Context, FieldError};
 use crate::pollster::{Kind, Split};
-use crate::runner::RunState;
 
 /// One definition as found in a file.
 pub struct Entry<'a> {

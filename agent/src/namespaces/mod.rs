@@ -31,49 +31,12 @@ use std::time::Duration;
 
 use hb_pipeline::config::{ConfigError, ConfigErrors, Origin, parse_yaml};
 
-use crate::pollster::{Implementation, Kind, MeterDef, Split};
+use crate::model::{LoadedPollster, RunState};
+use crate::pollster::{Implementation, MeterDef, Split};
 use crate::registry;
-use crate::runner::RunState;
 
 /// Run timeout of a pollster that does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A pollster ready to run.
-#[derive(Debug)]
-pub struct LoadedPollster {
-    /// Namespace that declared it.
-    pub namespace: String,
-    /// Unique name.
-    pub name: String,
-    /// Info or monitor.
-    pub kind: Kind,
-    /// One line for `--list`.
-    pub description: String,
-    /// Declared meters.
-    pub meters: Vec<MeterDef>,
-    /// Run timeout.
-    pub timeout: Duration,
-    /// Its own interval, when it sets one (else the intervals of the sources that want it).
-    pub interval: Option<Duration>,
-    /// How it runs.
-    pub implementation: Implementation,
-    /// How coordinated agents divide its work.
-    pub split: Split,
-    /// The namespace file that declares it.
-    pub source: PathBuf,
-    /// In-flight and failure bookkeeping.
-    pub state: RunState,
-}
-
-impl LoadedPollster {
-    /// The declaration that covers `meter`: its own, else a family it belongs to.
-    pub fn meter(&self, meter: &str) -> Option<&MeterDef> {
-        self.meters
-            .iter()
-            .find(|m| m.family.is_none() && m.name == meter)
-            .or_else(|| self.meters.iter().find(|m| m.covers(meter)))
-    }
-}
 
 /// What [`load`] found: the pollsters, and the plugin definitions it had to skip.
 #[derive(Debug, Default)]
