@@ -100,10 +100,10 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     }
     let config = Config::load(&args.config)?;
     let destination = match &config.transport {
-        Transport::Memory => Destination::Embedded(
+        Transport::Memory => Destination::Embedded(Arc::new(
             Pipeline::open(&config)
                 .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?,
-        ),
+        )),
         transport => {
             let identity = hb_sample::Producer {
                 host: host.name().to_owned(),
@@ -134,7 +134,13 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     tracing::info!(host = host.name(), transport = %config.transport, config = %config.path.display(), skipped_definitions = skipped.len(), "hb-polling started");
     let heartbeat_every = plan.groups[0].interval;
     let destination = Arc::new(destination);
+    let management = crate::management::bind(&config, &pollsters, &destination)
+        .await
+        .map_err(|e| AppError::Usage(format!("{}: {e}", config.path.display())))?;
     let shutdown = CancellationToken::new();
+    if let Some(server) = management {
+        server.spawn(shutdown.clone());
+    }
     let coordinator = match &config.coordination {
         None => None,
         Some(c) => {

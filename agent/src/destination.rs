@@ -11,7 +11,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The agent's output.
 pub enum Destination {
     /// `memory://`: route and publish here.
-    Embedded(Pipeline),
+    Embedded(std::sync::Arc<Pipeline>),
     /// A bus: envelopes to the broker, spooled while it is away.
     Bus(Box<Outbox>),
 }

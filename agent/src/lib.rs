@@ -6,6 +6,7 @@
 //!
 //! - [`app`]: the command line (`--list`, `--once`, run) and graceful shutdown.
 //! - [`namespaces`]: `namespaces/<ns>/*.yaml`, the declared pollsters and meters.
+//! - [`management`]: the management server: pollsters and sinks as plugins, metrics.
 //! - [`model`]: the runtime model: a pollster as loaded and run, what sources want of it.
 //! - [`registry`]: built-in pollsters by name.
 //! - [`pollster`]: pollster traits, [`Measurement`](pollster::Measurement), errors.
@@ -28,6 +29,7 @@ pub mod compute;
 pub use hb_coordination as coordination;
 pub mod destination;
 pub mod host;
+pub mod management;
 pub mod model;
 pub mod namespaces;
 pub mod outbox;

@@ -54,6 +54,8 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Heartbeats the broker did not take (not spooled: a late heartbeat says nothing).
     pub heartbeats_lost: AtomicU64,
+    /// Heartbeats the broker confirmed.
+    pub heartbeats: AtomicU64,
 }
 
 /// What became of one pollster run's samples.
@@ -241,9 +243,14 @@ impl Outbox {
             }
         };
         let message = Outgoing::heartbeat(&self.identity.host, payload);
-        if let Err(error) = self.producer.send(&message).await {
-            let lost = self.stats.heartbeats_lost.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::debug!(%error, heartbeats_lost = lost, "heartbeat not confirmed");
+        match self.producer.send(&message).await {
+            Ok(()) => {
+                self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                let lost = self.stats.heartbeats_lost.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(%error, heartbeats_lost = lost, "heartbeat not confirmed");
+            }
         }
     }
 
@@ -318,6 +325,16 @@ impl Outbox {
     /// Envelopes still waiting.
     pub fn spooled(&self) -> usize {
         self.spool().len()
+    }
+
+    /// Bytes the spool holds now.
+    pub fn spooled_bytes(&self) -> u64 {
+        self.spool().bytes()
+    }
+
+    /// Whether envelopes go to the spool now (the broker is away).
+    pub fn is_spooling(&self) -> bool {
+        self.spooling.load(Ordering::Relaxed)
     }
 
     /// Waits for outstanding sends and closes the connection.

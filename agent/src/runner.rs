@@ -1,7 +1,6 @@
 //! Runs one pollster once: a guard against overlapping runs, the timeout, and the stamping of
 //! measurements into samples (declared type and unit, one timestamp per run, host metadata).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -175,16 +174,5 @@ impl Drop for Guard {
             .running_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-    }
-}
-
-/// Records the outcome of a run: after a failure, returns the failed runs in a row including
-/// this one; after a success, the failed runs in a row that it ended (0 if none).
-pub fn record(pollster: &LoadedPollster, failed: bool) -> u32 {
-    let failures = &pollster.state.consecutive_failures;
-    if failed {
-        failures.fetch_add(1, Ordering::Relaxed) + 1
-    } else {
-        failures.swap(0, Ordering::Relaxed)
     }
 }

@@ -225,8 +225,14 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, 
         let timeout = p.timeout.min(group.interval);
         let handle = tasks.spawn(async move {
             let namespace = p.namespace.clone();
-            let run = runner::run(p, host, timeout, Some(wanted), share).await;
+            let started = Instant::now();
+            p.state.in_flight.fetch_add(1, Ordering::Relaxed);
+            let run = runner::run(Arc::clone(&p), host, timeout, Some(wanted), share).await;
+            p.state.in_flight.fetch_sub(1, Ordering::Relaxed);
             let polled = run.samples.len();
+            if !run.not_ours {
+                account(&p, started.elapsed(), polled, run.error.as_ref());
+            }
             let published = if polled > 0 {
                 destination.publish(&namespace, run.samples).await
             } else {
@@ -255,11 +261,9 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, 
                 summary.samples += polled;
                 summary.rejected += rejected;
                 summary.published += published;
-                if let Some(error) = error {
+                if error.is_some() {
                     summary.failed.push(entry.pollster.name.clone());
-                    report_failure(&entry.pollster, &error);
                 } else {
-                    report_success(&entry.pollster);
                     if entry.pollster.kind == Kind::Info {
                         entry.collected.store(true, Ordering::Relaxed);
                     }
@@ -289,18 +293,19 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, 
     );
 }
 
-/// Logs a failure: the first, then the 2nd, 4th, 8th... in a row, so a pollster that keeps
-/// failing stays visible without flooding the log (the cycle summary names it every time).
-fn report_failure(p: &LoadedPollster, error: &PollError) {
-    let in_a_row = runner::record(p, true);
-    if in_a_row.is_power_of_two() {
-        tracing::warn!(pollster = %p.name, namespace = %p.namespace, %error, failures_in_a_row = in_a_row, "pollster failed");
-    }
-}
-
-fn report_success(p: &LoadedPollster) {
-    let ended = runner::record(p, false);
-    if ended > 0 {
-        tracing::info!(pollster = %p.name, after_failures = ended, "pollster recovered");
+/// Records a finished run in the pollster's state and logs a failure: the first, then the
+/// 2nd, 4th, 8th... in a row, so a pollster that keeps failing stays visible without flooding
+/// the log (the cycle summary names it every time); and a recovery.
+fn account(p: &LoadedPollster, took: Duration, samples: usize, error: Option<&PollError>) {
+    let message = error.map(ToString::to_string);
+    let in_a_row = p.state.finished(took, samples, message.as_deref());
+    match error {
+        Some(error) if in_a_row.is_power_of_two() => {
+            tracing::warn!(pollster = %p.name, namespace = %p.namespace, %error, failures_in_a_row = in_a_row, "pollster failed");
+        }
+        None if in_a_row > 0 => {
+            tracing::info!(pollster = %p.name, after_failures = in_a_row, "pollster recovered");
+        }
+        _ => {}
     }
 }

@@ -247,9 +247,9 @@ async fn a_slow_pollster_does_not_delay_the_samples_of_the_others() {
         ),
     ];
     let plan = Plan::new(&pollsters, &cfg.sources);
-    let pipeline = Arc::new(Destination::Embedded(
+    let pipeline = Arc::new(Destination::Embedded(Arc::new(
         Pipeline::open(&cfg).expect("pipeline"),
-    ));
+    )));
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(scheduler::run(

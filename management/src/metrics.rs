@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
 
+use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Writes a source's families at scrape time.
@@ -86,6 +87,7 @@ impl Metrics {
 pub struct Families {
     counters: BTreeMap<&'static str, IntCounterVec>,
     gauges: BTreeMap<&'static str, GaugeVec>,
+    histograms: BTreeMap<&'static str, MetricFamily>,
 }
 
 impl Families {
@@ -135,11 +137,47 @@ impl Families {
         }
     }
 
-    fn finish(self) -> Vec<prometheus::proto::MetricFamily> {
+    /// A histogram kept by its owner (unregistered, named as it likes), written under `name`
+    /// with `labels`.
+    pub fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        histogram: &prometheus::Histogram,
+    ) {
+        use prometheus::core::Metric as _;
+        let family = self.histograms.entry(name).or_insert_with(|| {
+            let mut family = MetricFamily::default();
+            family.set_name(name.to_owned());
+            family.set_help(help.to_owned());
+            family.set_field_type(MetricType::HISTOGRAM);
+            family
+        });
+        let mut metric = histogram.metric();
+        let mut pairs: Vec<LabelPair> = labels
+            .iter()
+            .map(|(k, v)| {
+                let mut pair = LabelPair::default();
+                pair.set_name((*k).to_owned());
+                pair.set_value((*v).to_owned());
+                pair
+            })
+            .collect();
+        // Sorted by name, as the crate writes the labels of its own families.
+        pairs.sort_by(|a, b| a.name().cmp(b.name()));
+        metric.set_label(pairs);
+        family.mut_metric().push(metric);
+    }
+
+    fn finish(self) -> Vec<MetricFamily> {
         use prometheus::core::Collector;
         let counters = self.counters.into_values().flat_map(|c| c.collect());
         let gauges = self.gauges.into_values().flat_map(|g| g.collect());
-        counters.chain(gauges).collect()
+        counters
+            .chain(gauges)
+            .chain(self.histograms.into_values())
+            .collect()
     }
 }
 
@@ -179,6 +217,24 @@ mod tests {
         );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         counter.store(7, std::sync::atomic::Ordering::Relaxed);
+        let kept = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("anything", "h").buckets(vec![0.1, 1.0]),
+        )
+        .expect("histogram");
+        kept.observe(0.5);
+        metrics.add_source(Box::new(move |f| {
+            f.histogram("hb_run_seconds", "Run time.", &[("pollster", "cpu")], &kept)
+        }));
+        let text = metrics.encode();
+        assert!(text.contains("# TYPE hb_run_seconds histogram"), "{text}");
+        assert!(
+            text.contains("hb_run_seconds_bucket{pollster=\"cpu\",le=\"1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hb_run_seconds_count{pollster=\"cpu\"} 1"),
+            "{text}"
+        );
         assert!(
             metrics
                 .encode()

@@ -218,10 +218,12 @@ impl Plugins {
     }
 
     /// The plugins that are not healthy, with their last error when they have one (for
-    /// `/readyz`).
+    /// `/readyz`). Pollsters do not count: a pollster whose target is down measures that,
+    /// the process still does its work.
     pub fn unhealthy(&self) -> Vec<String> {
         self.all()
             .iter()
+            .filter(|p| p.kind() != Kind::Pollster)
             .filter_map(|p| {
                 let health = p.health();
                 (!health.healthy).then(|| match health.checks.get("last_error") {

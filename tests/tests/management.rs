@@ -191,3 +191,106 @@ fn an_exposed_address_without_a_token_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_agent_shows_its_pollsters_and_sinks() {
+    let yaml = "transport: memory://\nmanagement: {listen: \"127.0.0.1:0\"}\n\
+         sources:\n  - {name: all, interval: 1, meters: [\"*\"], sinks: [out]}\n\
+         sinks:\n  - {name: out, publishers: [\"file://samples.jsonl\"], batch: {timeout: 1}}\n";
+    let mut agent = Node::agent_with(yaml);
+    let addr = address(&agent);
+    let polled = wait_until(Duration::from_secs(30), || {
+        let list = get(&addr, "/plugins/list").json();
+        list["plugins"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .all(|p| p["health"]["checks"]["runs"].as_u64() != Some(0))
+        }) && !agent.samples().0.is_empty()
+    });
+    assert!(polled, "{}", agent.log());
+    let list = get(&addr, "/plugins/list").json();
+    let names: Vec<(&str, &str)> = list["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or(""),
+                p["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for expected in [
+        ("cpu", "pollster"),
+        ("memory", "pollster"),
+        ("load", "pollster"),
+        ("out", "sink"),
+    ] {
+        assert!(names.contains(&expected), "{expected:?} in {names:?}");
+    }
+    let cpu = list["plugins"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "cpu"))
+        .expect("cpu");
+    assert_eq!(cpu["status"], "active", "{cpu}");
+    assert_eq!(cpu["health"]["status"], "healthy", "{cpu}");
+    assert_eq!(cpu["health"]["checks"]["namespace"], "compute", "{cpu}");
+    assert_eq!(get(&addr, "/readyz").status, 200);
+    let text = get(&addr, "/metrics").body;
+    let (clean, said) = promtool(&text);
+    assert!(clean && said.trim().is_empty(), "promtool: {said}\n{text}");
+    let runs = metric(
+        &text,
+        "hb_pollster_runs_total{namespace=\"compute\",pollster=\"cpu\"}",
+    );
+    assert!(runs.is_some_and(|r| r >= 1.0), "{text}");
+    let timed = metric(
+        &text,
+        "hb_pollster_duration_seconds_count{namespace=\"compute\",pollster=\"cpu\"}",
+    );
+    assert_eq!(timed, runs, "{text}");
+    assert!(text.contains("hb_pollster_duration_seconds_bucket{namespace=\"compute\",pollster=\"cpu\",le=\"0.001\"}"), "{text}");
+    assert!(
+        metric(&text, "hb_sink_samples_published_total{sink=\"out\"}").is_some(),
+        "{text}"
+    );
+    assert!(
+        text.contains("hb_build_info{binary=\"hb-polling\""),
+        "{text}"
+    );
+    let _ = agent.term();
+}
+
+#[test]
+fn an_agent_on_a_bus_counts_envelopes_and_its_spool() {
+    let broker = Broker::start(Kind::Redis);
+    let yaml = format!(
+        "transport: \"{}\"\nsecret_file: secret\nmanagement: {{listen: \"127.0.0.1:0\"}}\n\
+         spool: {{dir: spool}}\n\
+         sources:\n  - {{name: all, interval: 1, meters: [\"*\"], sinks: [out]}}\n\
+         sinks:\n  - {{name: out, publishers: [\"file://samples.jsonl\"]}}\n",
+        broker.direct("")
+    );
+    let mut agent = Node::agent_with(&yaml);
+    let addr = address(&agent);
+    let confirmed = wait_until(Duration::from_secs(30), || {
+        let text = get(&addr, "/metrics").body;
+        metric(&text, "hb_agent_envelopes_confirmed_total").is_some_and(|n| n >= 3.0)
+            && metric(&text, "hb_agent_heartbeats_total").is_some_and(|n| n >= 1.0)
+    });
+    assert!(confirmed, "{}", get(&addr, "/metrics").body);
+    let text = get(&addr, "/metrics").body;
+    let (clean, said) = promtool(&text);
+    assert!(clean && said.trim().is_empty(), "promtool: {said}\n{text}");
+    assert_eq!(
+        metric(&text, "hb_agent_spool_envelopes"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "hb_agent_envelopes_dropped_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(get(&addr, "/readyz").status, 200);
+    let _ = agent.term();
+}

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// `hb-polling` with `args`, run in `dir`, without the caller's HB_ settings.
+/// `hb-polling` with `args`, run in `dir`, without the caller's HB_ settings, its management
+/// server on a free port (so that agents of parallel tests never compete for 8043).
 pub fn hb(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hb-polling"));
     cmd.current_dir(dir)
         .args(args)
         .env_remove("HB_LOG")
-        .env_remove("HB_TRANSPORT");
+        .env_remove("HB_TRANSPORT")
+        .env("HB_MANAGEMENT_LISTEN", "127.0.0.1:0");
     cmd
 }
 
