@@ -18,6 +18,7 @@
 //! - [`notify`]: notification plugins: the definitions in force, misses counted and logged.
 //! - [`partitions`]: the samples partitions this collector consumes (the collectors' group and
 //!   hash ring), and the transformer state forgotten when one moves.
+//! - `progress`: a bar on a terminal, periodic log lines otherwise, for long commands.
 //! - [`replay`]: `replay`, the archive of a time range sent through one sink.
 //! - [`replays`]: replay protection: per producer the highest sequence acknowledged, a maximum age.
 //! - [`stats`]: counters, logged as progress lines.
@@ -30,6 +31,7 @@ mod decode;
 pub mod management;
 pub mod notify;
 pub mod partitions;
+mod progress;
 pub mod replay;
 pub mod replays;
 pub mod stats;

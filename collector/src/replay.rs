@@ -90,6 +90,7 @@ async fn run(
     let objects = reader.list(args.from, args.to).await?;
     tracing::info!(archive = %spec.describe(), objects = objects.len(), from = %args.from, to = %args.to, sink = %args.sink, "replaying");
     let (mut read, mut published, mut bad) = (0, 0, 0);
+    let mut progress = crate::progress::Progress::new("replay", objects.len() as u64);
     for object in &objects {
         let outcome = reader.read(object, args.from, args.to).await?;
         for record in &outcome.bad {
@@ -97,14 +98,20 @@ async fn run(
         }
         bad += outcome.bad.len();
         read += outcome.samples.len();
+        let samples = outcome.samples.len() as u64;
         let delivery = pipeline.publish(outcome.samples).await;
         published += delivery.delivered;
+        progress.advance(samples);
     }
+    let rate = progress.rate().round() as u64;
+    let took = progress.finish();
     tracing::info!(
         objects = objects.len(),
         samples = read,
         published,
         unreadable = bad,
+        seconds = took.as_secs_f64(),
+        samples_per_s = rate,
         "replay done"
     );
     Ok((read, published))
