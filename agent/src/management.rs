@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hb_management::{Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server};
+use hb_management::{CounterOf, Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server};
 use hb_pipeline::Config;
 use serde_json::{Map, Value};
 
@@ -20,14 +20,8 @@ pub const DEFAULT_PORT: u16 = 8043;
 /// it comes back `active` with its next success).
 const FAILED_AFTER: u32 = 3;
 
-/// Every counter of a pollster: metric name, help, where it is kept.
-type PollsterCounter = (
-    &'static str,
-    &'static str,
-    fn(&LoadedPollster) -> &AtomicU64,
-);
-
-const POLLSTER_COUNTERS: &[PollsterCounter] = &[
+/// Every counter of a pollster.
+const POLLSTER_COUNTERS: &[CounterOf<LoadedPollster>] = &[
     (
         "hb_pollster_runs_total",
         "Runs of the pollster that finished, failed ones included.",
@@ -46,9 +40,7 @@ const POLLSTER_COUNTERS: &[PollsterCounter] = &[
 ];
 
 /// Every counter of the bus side.
-type OutboxCounter = (&'static str, &'static str, fn(&Stats) -> &AtomicU64);
-
-const OUTBOX_COUNTERS: &[OutboxCounter] = &[
+const OUTBOX_COUNTERS: &[CounterOf<Stats>] = &[
     (
         "hb_agent_envelopes_confirmed_total",
         "Envelopes the broker confirmed, sent directly or replayed.",
@@ -87,9 +79,7 @@ fn pollster_families(pollsters: &[Arc<LoadedPollster>], f: &mut Families) {
             ("pollster", p.name.as_str()),
             ("namespace", p.namespace.as_str()),
         ];
-        for (name, help, counter) in POLLSTER_COUNTERS {
-            f.counter(name, help, &labels, counter(p).load(Ordering::Relaxed));
-        }
+        f.counters(POLLSTER_COUNTERS, p, &labels);
         f.histogram(
             "hb_pollster_duration_seconds",
             "How long the pollster's runs took.",
@@ -112,14 +102,7 @@ fn pollster_families(pollsters: &[Arc<LoadedPollster>], f: &mut Families) {
 }
 
 fn outbox_families(outbox: &Outbox, f: &mut Families) {
-    for (name, help, counter) in OUTBOX_COUNTERS {
-        f.counter(
-            name,
-            help,
-            &[],
-            counter(&outbox.stats).load(Ordering::Relaxed),
-        );
-    }
+    f.counters(OUTBOX_COUNTERS, &outbox.stats, &[]);
     f.gauge(
         "hb_agent_spool_envelopes",
         "Envelopes waiting in the spool for the broker.",

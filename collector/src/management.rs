@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hb_management::{Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server, State};
+use hb_management::{
+    CounterOf, Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server, State,
+};
 use hb_pipeline::{Config, Pipeline};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -17,10 +19,8 @@ use crate::stats::Stats;
 /// The collector's port on 127.0.0.1 when `management.listen` is not given.
 pub const DEFAULT_PORT: u16 = 8042;
 
-/// Every counter of the consumer: metric name, help, where it is kept.
-type Counter = (&'static str, &'static str, fn(&Stats) -> &AtomicU64);
-
-const COUNTERS: &[Counter] = &[
+/// Every counter of the consumer.
+const COUNTERS: &[CounterOf<Stats>] = &[
     (
         "hb_collector_messages_received_total",
         "Messages received from the bus, redeliveries included.",
@@ -110,9 +110,7 @@ const COUNTERS: &[Counter] = &[
 
 fn families(stats: &Stats, transport: &'static str, f: &mut Families) {
     let labels = [("transport", transport)];
-    for (name, help, counter) in COUNTERS {
-        f.counter(name, help, &labels, counter(stats).load(Ordering::Relaxed));
-    }
+    f.counters(COUNTERS, stats, &labels);
     f.gauge(
         "hb_collector_connected",
         "1 while the consumer is connected to the bus, 0 otherwise.",

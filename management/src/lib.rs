@@ -18,6 +18,6 @@ pub mod plugins;
 pub mod server;
 pub mod sinks;
 
-pub use metrics::{Families, Metrics};
+pub use metrics::{CounterOf, Families, Metrics};
 pub use plugins::{Health, Kind, Plugin, Plugins, State};
 pub use server::{Probe, Server, ServerError};

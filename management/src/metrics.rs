@@ -7,10 +7,15 @@
 //! open file descriptors, threads, start time) and `hb_build_info` are always there.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// A counter its owner `T` keeps: metric name, help, where in `T` it is (see
+/// [`Families::counters`]).
+pub type CounterOf<T> = (&'static str, &'static str, fn(&T) -> &AtomicU64);
 
 /// Writes a source's families at scrape time.
 pub type Source = Box<dyn Fn(&mut Families) + Send + Sync>;
@@ -111,6 +116,13 @@ impl Families {
         match family.get_metric_with_label_values(&values) {
             Ok(counter) => counter.inc_by(value),
             Err(error) => tracing::warn!(metric = name, %error, "metric value left out"),
+        }
+    }
+
+    /// The counters of `table`, read from `owner`, each with `labels`.
+    pub fn counters<T>(&mut self, table: &[CounterOf<T>], owner: &T, labels: &[(&str, &str)]) {
+        for (name, help, counter) in table {
+            self.counter(name, help, labels, counter(owner).load(Ordering::Relaxed));
         }
     }
 

@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hb_pipeline::{Pipeline, SinkStats};
 use serde_json::{Map, Value};
 
-use crate::metrics::{Families, Metrics};
+use crate::metrics::{CounterOf, Families, Metrics};
 use crate::plugins::{Health, Kind, Plugin, Plugins, State};
 
-/// Every counter of a sink: metric name, help, where it is kept.
-type Counter = (&'static str, &'static str, fn(&SinkStats) -> &AtomicU64);
-
-const COUNTERS: &[Counter] = &[
+/// Every counter of a sink.
+const COUNTERS: &[CounterOf<SinkStats>] = &[
     (
         "hb_sink_samples_published_total",
         "Samples every publisher of the sink accepted (after transformers).",
@@ -69,14 +67,7 @@ fn families(pipeline: &Pipeline, f: &mut Families) {
             continue;
         };
         let labels = [("sink", name)];
-        for (metric, help, counter) in COUNTERS {
-            f.counter(
-                metric,
-                help,
-                &labels,
-                counter(stats).load(Ordering::Relaxed),
-            );
-        }
+        f.counters(COUNTERS, stats, &labels);
         f.gauge(
             "hb_sink_buffered_items",
             "Samples and events the sink holds now (transformed or batched, not yet published).",

@@ -152,19 +152,28 @@ fn without_a_token_changes_are_forbidden_and_readiness_follows_the_bus() {
     let _ = collector.term();
 }
 
+/// Runs a collector in `dir` to its exit, without a token, `HB_MANAGEMENT_LISTEN` set to
+/// `listen` if given.
+fn start(dir: &std::path::Path, listen: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(binary("hb-collector"));
+    command
+        .current_dir(dir)
+        .args(["--config", "pipeline.yaml"])
+        .env_remove("HB_MANAGEMENT_TOKEN")
+        .env_remove("HB_MANAGEMENT_LISTEN");
+    if let Some(listen) = listen {
+        command.env("HB_MANAGEMENT_LISTEN", listen);
+    }
+    command.output().expect("run")
+}
+
 #[test]
 fn an_exposed_address_without_a_token_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("secret"), "s").expect("secret");
     let yaml = collector_yaml("redis://127.0.0.1:6379/0", "{listen: \"0.0.0.0:0\"}");
     std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("yaml");
-    let out = Command::new(binary("hb-collector"))
-        .current_dir(dir.path())
-        .args(["--config", "pipeline.yaml"])
-        .env_remove("HB_MANAGEMENT_TOKEN")
-        .env_remove("HB_MANAGEMENT_LISTEN")
-        .output()
-        .expect("run");
+    let out = start(dir.path(), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -175,13 +184,7 @@ fn an_exposed_address_without_a_token_is_refused_at_start() {
         "{stderr}"
     );
     // The same address given by the environment is refused naming the variable.
-    let out = Command::new(binary("hb-collector"))
-        .current_dir(dir.path())
-        .args(["--config", "pipeline.yaml"])
-        .env("HB_MANAGEMENT_LISTEN", "10.0.0.1:8042")
-        .env_remove("HB_MANAGEMENT_TOKEN")
-        .output()
-        .expect("run");
+    let out = start(dir.path(), Some("10.0.0.1:8042"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
