@@ -31,6 +31,8 @@ pub struct Run {
     pub rejected: usize,
     /// Not polled: another agent of the coordination group owns it this cycle.
     pub not_ours: bool,
+    /// How long the pollster worked (a host pollster's wait for a slot not included).
+    pub took: Duration,
 }
 
 /// Runs `pollster` once within `timeout`. With `wanted`, only those meters are kept; `share`
@@ -55,6 +57,8 @@ pub async fn run(
     };
     let timestamp = Utc::now();
     let monotonic = monotonic_ns();
+    let _counted = InFlight::enter(&pollster.state.in_flight);
+    let mut started = Instant::now();
     let polled = match &pollster.implementation {
         Implementation::Host(imp) => {
             let (imp, host) = (Arc::clone(imp), Arc::clone(&host));
@@ -64,6 +68,7 @@ pub async fn run(
                     let run = async {
                         // Never closed, so acquiring only waits.
                         let _slot = HOST_SLOTS_FREE.acquire().await;
+                        started = Instant::now();
                         tokio::task::spawn_blocking(move || {
                             let _guard = guard;
                             imp.poll(&host)
@@ -83,7 +88,10 @@ pub async fn run(
             Err(_) => Err(PollError::Timeout(timeout)),
         },
     };
-    let mut run = Run::default();
+    let mut run = Run {
+        took: started.elapsed(),
+        ..Run::default()
+    };
     match polled {
         Err(e) => run.error = Some(e),
         Ok(measurements) => {
@@ -146,6 +154,22 @@ fn monotonic_ns() -> Option<u64> {
         .ok()?
         .checked_mul(1_000_000_000)?
         .checked_add(u64::try_from(t.tv_nsec()).ok()?)
+}
+
+/// Counts a run in flight while it lives (also when the run's task is cancelled).
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicU64) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Marks a host pollster as running until dropped (also when its work panics).

@@ -225,13 +225,10 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, 
         let timeout = p.timeout.min(group.interval);
         let handle = tasks.spawn(async move {
             let namespace = p.namespace.clone();
-            let started = Instant::now();
-            p.state.in_flight.fetch_add(1, Ordering::Relaxed);
             let run = runner::run(Arc::clone(&p), host, timeout, Some(wanted), share).await;
-            p.state.in_flight.fetch_sub(1, Ordering::Relaxed);
             let polled = run.samples.len();
             if !run.not_ours {
-                account(&p, started.elapsed(), polled, run.error.as_ref());
+                account(&p, run.took, polled, run.error.as_ref());
             }
             let published = if polled > 0 {
                 destination.publish(&namespace, run.samples).await
@@ -272,6 +269,10 @@ async fn cycle(group: &Group, host: &Arc<Host>, destination: &Arc<Destination>, 
             Err(error) => {
                 let name = names.get(&error.id()).cloned().unwrap_or_default();
                 tracing::error!(pollster = %name, %error, "pollster task failed");
+                if let Some(entry) = group.entries.iter().find(|e| e.pollster.name == name) {
+                    let failed = PollError::Task(error.to_string());
+                    account(&entry.pollster, Duration::ZERO, 0, Some(&failed));
+                }
                 summary.failed.push(name);
             }
         }

@@ -268,10 +268,7 @@ impl Transport {
             Self::Redis(s) => Some(&s.common),
         }
     }
-}
 
-/// Shows the URL with any password replaced by `***`.
-impl Transport {
     /// The transport's name (`memory`, `rabbit`, `kafka`, `redis`), for labels and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -283,6 +280,7 @@ impl Transport {
     }
 }
 
+/// Shows the URL with any password replaced by `***`.
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -144,6 +144,10 @@ pub async fn run(
                 last_report = Instant::now();
             }
             worker.acks.reap();
+            let held = prefetch - window.available_permits().min(prefetch);
+            stats
+                .pending
+                .store(held as u64, std::sync::atomic::Ordering::Relaxed);
             // At most `prefetch` messages handed out and unacknowledged, on every transport
             // (RabbitMQ's basic.qos also bounds each consumed queue to `prefetch`): this bounds
             // memory and redeliveries after a crash.

@@ -187,8 +187,7 @@ impl Plugin for ConsumerPlugin {
     }
 
     fn state(&self) -> State {
-        let s = &self.stats;
-        if s.connected.load(Ordering::Relaxed) || s.reconnects.load(Ordering::Relaxed) > 0 {
+        if self.stats.ever_connected.load(Ordering::Relaxed) {
             State::Active
         } else {
             State::Loading
@@ -202,8 +201,7 @@ impl Plugin for ConsumerPlugin {
         let mut checks = Map::new();
         checks.insert("connected".into(), connected.into());
         // Received and not yet acknowledged: in the sinks, or being decoded.
-        let pending = get(&s.messages).saturating_sub(get(&s.acked));
-        checks.insert("active_requests".into(), pending.into());
+        checks.insert("active_requests".into(), get(&s.pending).into());
         checks.insert("messages".into(), get(&s.messages).into());
         checks.insert("acknowledged".into(), get(&s.acked).into());
         checks.insert("reconnects".into(), get(&s.reconnects).into());

@@ -90,12 +90,25 @@ impl Progress {
         })
     }
 
-    /// Removes the bar; the time it all took.
+    /// Runs `log` with the bar out of the way (log lines and the bar share stderr).
+    pub fn suspend(&self, log: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(log),
+            None => log(),
+        }
+    }
+
+    /// The time it all took; the bar goes (as it does when progress is dropped early).
     pub fn finish(self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        self.started.elapsed()
     }
 }
 

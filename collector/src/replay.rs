@@ -93,9 +93,11 @@ async fn run(
     let mut progress = crate::progress::Progress::new("replay", objects.len() as u64);
     for object in &objects {
         let outcome = reader.read(object, args.from, args.to).await?;
-        for record in &outcome.bad {
-            tracing::error!(%record, "unreadable archive record skipped");
-        }
+        progress.suspend(|| {
+            for record in &outcome.bad {
+                tracing::error!(%record, "unreadable archive record skipped");
+            }
+        });
         bad += outcome.bad.len();
         read += outcome.samples.len();
         let samples = outcome.samples.len() as u64;

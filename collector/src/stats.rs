@@ -40,6 +40,10 @@ pub struct Stats {
     pub skipped_definitions: AtomicU64,
     /// Whether the consumer is connected to the bus now.
     pub connected: AtomicBool,
+    /// Whether it ever was.
+    pub ever_connected: AtomicBool,
+    /// Messages handed out by the bus and not yet acknowledged, now.
+    pub pending: AtomicU64,
     /// Connections to the bus lost or refused (each followed by a retry after a backoff).
     pub reconnects: AtomicU64,
     /// Why the bus was last lost or refused.
@@ -55,11 +59,13 @@ impl Stats {
     /// The consumer is connected.
     pub fn connected(&self) {
         self.connected.store(true, Ordering::Relaxed);
+        self.ever_connected.store(true, Ordering::Relaxed);
     }
 
     /// The bus was lost or refused the connection.
     pub fn disconnected(&self, error: &impl std::fmt::Display) {
         self.connected.store(false, Ordering::Relaxed);
+        self.pending.store(0, Ordering::Relaxed);
         self.reconnects.fetch_add(1, Ordering::Relaxed);
         *self
             .last_bus_error

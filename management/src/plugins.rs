@@ -218,12 +218,13 @@ impl Plugins {
     }
 
     /// The plugins that are not healthy, with their last error when they have one (for
-    /// `/readyz`). Pollsters do not count: a pollster whose target is down measures that,
-    /// the process still does its work.
+    /// `/readyz`). Pollsters do not count (a pollster whose target is down measures that,
+    /// the process still does its work), nor does the consumer (the binary's probe says why
+    /// it is not connected).
     pub fn unhealthy(&self) -> Vec<String> {
         self.all()
             .iter()
-            .filter(|p| p.kind() != Kind::Pollster)
+            .filter(|p| !matches!(p.kind(), Kind::Pollster | Kind::Consumer))
             .filter_map(|p| {
                 let health = p.health();
                 (!health.healthy).then(|| match health.checks.get("last_error") {

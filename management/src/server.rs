@@ -122,19 +122,26 @@ async fn authorize(State(shared): State<Shared>, request: Request, next: Next) -
              HB_MANAGEMENT_TOKEN)",
         );
     };
-    match bearer(request.headers()) {
-        Some(given) if token.matches(given) => next.run(request).await,
+    let mut refused = match bearer(request.headers()) {
+        Some(given) if token.matches(given) => return next.run(request).await,
         Some(_) => error(StatusCode::UNAUTHORIZED, "wrong token"),
         None => error(
             StatusCode::UNAUTHORIZED,
             "changes need an Authorization: Bearer <token> header",
         ),
-    }
+    };
+    refused.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"hb\""),
+    );
+    refused
 }
 
+/// The credentials of an `Authorization: Bearer <token>` header (the scheme in any case).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(str::trim)
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -251,6 +258,14 @@ mod tests {
         assert_eq!(
             call(&guarded, Method::POST, Some("Bearer T0k3n")).await,
             StatusCode::OK
+        );
+        assert_eq!(
+            call(&guarded, Method::POST, Some("bearer T0k3n")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&guarded, Method::POST, Some("Bearer T0k3n2")).await,
+            StatusCode::UNAUTHORIZED
         );
         assert_eq!(
             call(&guarded, Method::DELETE, Some("Bearer T0k3n")).await,

@@ -129,7 +129,7 @@ fn every_endpoint_of_a_consuming_collector() {
 fn without_a_token_changes_are_forbidden_and_readiness_follows_the_bus() {
     // Nothing listens on this port: the collector keeps trying, and says so.
     let closed = bus::free_port();
-    let transport = format!("redis://127.0.0.1:{closed}/0");
+    let transport = format!("redis://:S3CRETPW@127.0.0.1:{closed}/0");
     let mut collector =
         Node::collector_with(&collector_yaml(&transport, "{listen: \"127.0.0.1:0\"}"));
     let addr = address(&collector);
@@ -149,7 +149,21 @@ fn without_a_token_changes_are_forbidden_and_readiness_follows_the_bus() {
     );
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert!(forbidden.body.contains("no management token is configured"));
+    // The errors shown (the bus refused the connection) never carry the URL's password.
+    let list = get(&addr, "/plugins/list").body;
+    assert!(list.contains("last_error"), "{list}");
+    for path in [
+        "/readyz",
+        "/plugins/list",
+        "/plugins/health",
+        "/plugins/status",
+        "/metrics",
+    ] {
+        let body = get(&addr, path).body;
+        assert!(!body.contains("S3CRETPW"), "{path}: {body}");
+    }
     let _ = collector.term();
+    assert!(!collector.log().contains("S3CRETPW"), "{}", collector.log());
 }
 
 /// Runs a collector in `dir` to its exit, without a token, `HB_MANAGEMENT_LISTEN` set to

@@ -144,11 +144,12 @@ impl SinkHandle {
         let _ = self.tx.send(Message::Forget(stale));
     }
 
-    /// Items held by the sink (waiting for a batch or being published).
+    /// The most items the sink holds (`buffer_events`).
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
+    /// Items held by the sink (waiting for a batch or being published).
     pub(crate) fn held(&self) -> usize {
         self.capacity - self.permits.available_permits()
     }

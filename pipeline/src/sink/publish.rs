@@ -24,6 +24,8 @@ impl Shared {
         let mut todo: Vec<usize> = (0..self.publishers.len()).collect();
         let mut backoff = Backoff::default();
         let (samples, events) = (batch.samples.len(), batch.events.len());
+        // A publisher refused the batch for good: it is dead-lettered, not a success.
+        let mut refused_for_good = false;
         while !batch.is_empty() {
             let attempts = todo.iter().map(|&i| self.publishers[i].publish(&batch));
             let results = futures_util::future::join_all(attempts).await;
@@ -44,6 +46,9 @@ impl Shared {
                             "publisher refused a batch for good; dead-lettering it"
                         );
                         let rejected = batch.rejected(&error.to_string());
+                        self.stats
+                            .failed(format!("{}: {error}", publisher.describe()));
+                        refused_for_good = true;
                         self.dead_letter(publisher, rejected).await;
                     }
                     Err(error) => {
@@ -93,7 +98,9 @@ impl Shared {
                 .fetch_add(events as u64, Ordering::Relaxed);
             stats.batches.fetch_add(1, Ordering::Relaxed);
         }
-        self.stats.succeeded();
+        if !refused_for_good {
+            self.stats.succeeded();
+        }
         true
     }
 
