@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -104,18 +105,8 @@ impl Families {
         labels: &[(&str, &str)],
         value: u64,
     ) {
-        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
-        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
-        let family = match self.counters.get(name) {
-            Some(family) => family,
-            None => match IntCounterVec::new(Opts::new(name, help), &names) {
-                Ok(family) => self.counters.entry(name).or_insert(family),
-                Err(error) => return tracing::warn!(metric = name, %error, "metric left out"),
-            },
-        };
-        match family.get_metric_with_label_values(&values) {
-            Ok(counter) => counter.inc_by(value),
-            Err(error) => tracing::warn!(metric = name, %error, "metric value left out"),
+        if let Some(counter) = series(&mut self.counters, IntCounterVec::new, name, help, labels) {
+            counter.inc_by(value);
         }
     }
 
@@ -134,18 +125,8 @@ impl Families {
         labels: &[(&str, &str)],
         value: f64,
     ) {
-        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
-        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
-        let family = match self.gauges.get(name) {
-            Some(family) => family,
-            None => match GaugeVec::new(Opts::new(name, help), &names) {
-                Ok(family) => self.gauges.entry(name).or_insert(family),
-                Err(error) => return tracing::warn!(metric = name, %error, "metric left out"),
-            },
-        };
-        match family.get_metric_with_label_values(&values) {
-            Ok(gauge) => gauge.set(value),
-            Err(error) => tracing::warn!(metric = name, %error, "metric value left out"),
+        if let Some(gauge) = series(&mut self.gauges, GaugeVec::new, name, help, labels) {
+            gauge.set(value);
         }
     }
 
@@ -191,6 +172,33 @@ impl Families {
             .chain(self.histograms.into_values())
             .collect()
     }
+}
+
+/// The series of family `name` (made with `new` the first time) with `labels`; none, logged,
+/// when the name or the labels do not fit the family.
+fn series<B: MetricVecBuilder>(
+    families: &mut BTreeMap<&'static str, MetricVec<B>>,
+    new: fn(Opts, &[&str]) -> prometheus::Result<MetricVec<B>>,
+    name: &'static str,
+    help: &'static str,
+    labels: &[(&str, &str)],
+) -> Option<B::M> {
+    let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+    let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+    let family = match families.get(name) {
+        Some(family) => family,
+        None => match new(Opts::new(name, help), &names) {
+            Ok(family) => families.entry(name).or_insert(family),
+            Err(error) => {
+                tracing::warn!(metric = name, %error, "metric left out");
+                return None;
+            }
+        },
+    };
+    family
+        .get_metric_with_label_values(&values)
+        .map_err(|error| tracing::warn!(metric = name, %error, "metric value left out"))
+        .ok()
 }
 
 #[cfg(test)]
