@@ -68,7 +68,7 @@ impl Worker<'_> {
     pub(crate) fn report(&self) {
         self.stats.report("collector progress");
         for (sink, stats, held) in self.pipeline.sinks() {
-            stats.report(sink, held);
+            stats.report(&sink, held);
         }
     }
 

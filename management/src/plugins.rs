@@ -89,9 +89,13 @@ pub trait Plugin: Send + Sync + 'static {
     fn health(&self) -> Health;
 }
 
+/// Plugins that come and go with reloads (the sinks of a pipeline), listed anew per request.
+pub type Group = Box<dyn Fn() -> Vec<Arc<dyn Plugin>> + Send + Sync>;
+
 /// Every plugin of the process.
 pub struct Plugins {
     plugins: RwLock<Vec<Arc<dyn Plugin>>>,
+    groups: RwLock<Vec<Group>>,
     started: Instant,
 }
 
@@ -99,6 +103,7 @@ impl Default for Plugins {
     fn default() -> Self {
         Self {
             plugins: RwLock::default(),
+            groups: RwLock::default(),
             started: Instant::now(),
         }
     }
@@ -130,11 +135,35 @@ impl Plugins {
             .push(plugin);
     }
 
-    fn all(&self) -> Vec<Arc<dyn Plugin>> {
-        self.plugins
+    /// Adds a group of plugins, listed after those added one by one.
+    pub fn add_group(&self, group: Group) {
+        self.groups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(group);
+    }
+
+    /// Every plugin now: those added one by one, then each group's.
+    pub fn all(&self) -> Vec<Arc<dyn Plugin>> {
+        let mut all = self
+            .plugins
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        for group in self
+            .groups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            all.extend(group());
+        }
+        all
+    }
+
+    /// The plugin called `name`, if there is one now.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Plugin>> {
+        self.all().into_iter().find(|p| p.name() == name)
     }
 
     /// Seconds since the registry was made (the process started).

@@ -50,24 +50,33 @@ const COUNTERS: &[CounterOf<SinkStats>] = &[
 ];
 
 /// Adds every sink of `pipeline` to `plugins`, and their counters to `metrics`.
+/// The sinks are those of the pipeline's configuration of the moment (a reload adds and
+/// removes some).
 pub fn register(pipeline: &Arc<Pipeline>, plugins: &Plugins, metrics: &Metrics) {
-    for name in pipeline.sink_names() {
-        plugins.add(Arc::new(SinkPlugin {
-            pipeline: Arc::clone(pipeline),
-            name: name.to_owned(),
-        }));
-    }
+    let listed = Arc::clone(pipeline);
+    plugins.add_group(Box::new(move || {
+        listed
+            .sink_names()
+            .into_iter()
+            .map(|name| {
+                Arc::new(SinkPlugin {
+                    pipeline: Arc::clone(&listed),
+                    name,
+                }) as Arc<dyn Plugin>
+            })
+            .collect()
+    }));
     let pipeline = Arc::clone(pipeline);
     metrics.add_source(Box::new(move |f| families(&pipeline, f)));
 }
 
 fn families(pipeline: &Pipeline, f: &mut Families) {
     for name in pipeline.sink_names() {
-        let Some((stats, fill)) = pipeline.sink(name) else {
+        let Some((stats, fill)) = pipeline.sink(&name) else {
             continue;
         };
-        let labels = [("sink", name)];
-        f.counters(COUNTERS, stats, &labels);
+        let labels = [("sink", name.as_str())];
+        f.counters(COUNTERS, &stats, &labels);
         f.gauge(
             "hb_sink_buffered_items",
             "Samples and events the sink holds now (transformed or batched, not yet published).",
@@ -92,6 +101,12 @@ fn families(pipeline: &Pipeline, f: &mut Families) {
             &labels,
             stats.consecutive_failures.load(Ordering::Relaxed) as f64,
         );
+        f.gauge(
+            "hb_sink_draining_instances",
+            "Replaced instances of the sink still publishing what they held (a reload drains).",
+            &labels,
+            stats.draining.load(Ordering::Relaxed) as f64,
+        );
     }
 }
 
@@ -112,6 +127,7 @@ impl Plugin for SinkPlugin {
 
     fn state(&self) -> State {
         match self.pipeline.sink(&self.name) {
+            Some((stats, _)) if stats.draining.load(Ordering::Relaxed) > 0 => State::Reloading,
             Some(_) => State::Active,
             None => State::Unloading,
         }
@@ -146,6 +162,7 @@ impl Plugin for SinkPlugin {
         );
         checks.insert("samples_published".into(), get(&stats.published));
         checks.insert("dead_lettered".into(), get(&stats.dead_lettered));
+        checks.insert("draining_instances".into(), get(&stats.draining));
         Health {
             healthy: failures == 0,
             checks,

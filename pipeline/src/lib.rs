@@ -8,6 +8,8 @@
 //! - [`filter`]: [`MeterFilter`], Ceilometer's meter selection rules.
 //! - [`publisher`]: publisher URLs and the publishers themselves (`file://`, the archive,
 //!   InfluxDB), each taking a [`Batch`] of samples and events.
+//! - [`reload`]: [`Pipeline::apply`], a new configuration applied to a running pipeline as
+//!   a difference by sink name (unchanged sinks untouched, changed ones drained and swapped).
 //! - [`router`]: [`Pipeline`], which routes each sample to the sinks of every source whose
 //!   meter filter selects it ([`Pipeline::submit`]) and each event to every event sink
 //!   ([`Pipeline::submit_events`]); a [`Receipt`] says when every sink published them.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod filter;
 pub mod publisher;
+pub mod reload;
 pub mod router;
 pub mod signals;
 pub mod sink;
@@ -31,7 +34,8 @@ pub use config::{Config, ConfigError, ConfigErrors, SpoolConfig};
 pub use filter::MeterFilter;
 pub use hb_bus::Transport;
 pub use publisher::Batch;
-pub use router::{Delivery, Fill, Pipeline, Submitted};
+pub use reload::Applied;
+pub use router::{Delivery, Fill, OpenError, Pipeline, Submitted};
 pub use sink::{BatchConfig, Receipt, SinkStats, Stale};
 
 /// An error and its causes on one line: HTTP clients' top-level message hides the cause

@@ -2,7 +2,7 @@
 //! most once per sink), each event to every event sink (`notifications.event_sinks`); each
 //! sink runs as its own task (see [`crate::sink`]) and batches samples and events together.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -11,29 +11,38 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dead_letter::DeadLetters;
 use crate::filter::MeterFilter;
-use crate::publisher::{PublishError, Publisher};
+use crate::publisher::PublishError;
 use crate::sink::{Receipt, SinkHandle, SinkStats, Stale, Ticket};
-use crate::transform::{Chain, TransformError};
+use crate::transform::TransformError;
 
-/// A running pipeline: routes plus one task per sink.
+/// A running pipeline: routes plus one task per sink. Its topology (routes and sinks) is
+/// replaced whole by [`Pipeline::apply`] (see [`crate::reload`]); each submission routes by
+/// the topology of its moment.
 #[derive(Debug)]
 pub struct Pipeline {
-    routes: Vec<Route>,
+    pub(crate) topology: RwLock<Arc<Topology>>,
+    /// Retired sinks publishing what they had batched, then flushing their publishers.
+    pub(crate) draining: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) closing: CancellationToken,
+    pub(crate) abandon: CancellationToken,
+    /// Held while a configuration is applied: one at a time.
+    pub(crate) applying: Mutex<()>,
+}
+
+/// Routes and sinks of one configuration.
+#[derive(Debug)]
+pub(crate) struct Topology {
+    pub(crate) routes: Vec<Route>,
     /// Indexes into `sinks` of the sinks every event goes to.
-    event_sinks: Vec<usize>,
-    sinks: Vec<SinkHandle>,
-    publishers: Vec<Arc<Vec<Publisher>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-    closing: CancellationToken,
-    abandon: CancellationToken,
+    pub(crate) event_sinks: Vec<usize>,
+    pub(crate) sinks: Vec<Arc<SinkHandle>>,
 }
 
 #[derive(Debug)]
-struct Route {
-    filter: MeterFilter,
-    sinks: Vec<usize>,
+pub(crate) struct Route {
+    pub(crate) filter: MeterFilter,
+    pub(crate) sinks: Vec<usize>,
 }
 
 /// What became of one batch (of samples, or of events), once every sink answered.
@@ -93,72 +102,36 @@ pub enum OpenError {
 impl Pipeline {
     /// Opens every publisher and starts one task per sink; call inside a Tokio runtime.
     pub fn open(config: &Config) -> Result<Self, OpenError> {
-        let (closing, abandon) = (CancellationToken::new(), CancellationToken::new());
-        let mut sinks = Vec::new();
-        let mut publishers = Vec::new();
-        let mut tasks = Vec::new();
-        for sink in &config.sinks {
-            let opened = sink
-                .publishers
-                .iter()
-                .map(Publisher::open)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|source| OpenError::Publisher {
-                    sink: sink.name.clone(),
-                    source,
-                })?;
-            let chain =
-                Chain::new(&sink.transformers).map_err(|source| OpenError::Transformer {
-                    sink: sink.name.clone(),
-                    source,
-                })?;
-            let opened = Arc::new(opened);
-            let (handle, task) = SinkHandle::spawn(
-                sink.name.clone(),
-                chain,
-                Arc::clone(&opened),
-                sink.batch,
-                DeadLetters::new(&config.dead_letter_dir),
-                closing.clone(),
-                abandon.clone(),
-            );
-            sinks.push(handle);
-            publishers.push(opened);
-            tasks.push(task);
-        }
-        let routes = config
-            .sources
-            .iter()
-            .map(|s| Route {
-                filter: s.meters.clone(),
-                sinks: s.sinks.clone(),
-            })
-            .collect();
-        let event_sinks = config
-            .notifications
-            .as_ref()
-            .map(|n| n.event_sinks.clone())
-            .unwrap_or_default();
-        Ok(Self {
-            routes,
-            event_sinks,
-            sinks,
-            publishers,
-            tasks: Mutex::new(tasks),
-            closing,
-            abandon,
-        })
+        let pipeline = Self {
+            topology: RwLock::new(Arc::new(Topology {
+                routes: Vec::new(),
+                event_sinks: Vec::new(),
+                sinks: Vec::new(),
+            })),
+            draining: Mutex::default(),
+            closing: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            applying: Mutex::default(),
+        };
+        pipeline.apply(config, None)?;
+        Ok(pipeline)
+    }
+
+    /// The topology submissions are routed by now.
+    pub(crate) fn current(&self) -> Arc<Topology> {
+        Arc::clone(&self.topology.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Routes samples and hands each sink its share, waiting while a sink is full
     /// (backpressure). The receipt says when all of them are published.
     pub async fn submit(&self, samples: Vec<Sample>) -> Submitted {
-        let mut batches: Vec<Vec<Sample>> = self.sinks.iter().map(|_| Vec::new()).collect();
-        let mut wanted = vec![false; self.sinks.len()];
+        let topology = self.current();
+        let mut batches: Vec<Vec<Sample>> = topology.sinks.iter().map(|_| Vec::new()).collect();
+        let mut wanted = vec![false; topology.sinks.len()];
         let mut unrouted = 0;
         for sample in samples {
             wanted.fill(false);
-            for route in self
+            for route in topology
                 .routes
                 .iter()
                 .filter(|r| r.filter.matches(&sample.name))
@@ -181,7 +154,7 @@ impl Pipeline {
         let routed = batches.iter().map(Vec::len).sum();
         let shares = batches.into_iter().map(|b| (b, Vec::new())).collect();
         Submitted {
-            receipt: self.hand_out(shares).await,
+            receipt: self.hand_out(&topology, shares).await,
             routed,
             unrouted,
         }
@@ -191,21 +164,22 @@ impl Pipeline {
     /// what was submitted before: their series are processed elsewhere from now on (a
     /// collector gave up their partition). An aggregator publishes their groups now.
     pub fn forget(&self, stale: Stale) {
-        for sink in &self.sinks {
+        for sink in &self.current().sinks {
             sink.forget(Arc::clone(&stale));
         }
     }
 
     /// The sinks a sample of `meter` reaches that have a transformer keeping state across
     /// the samples of a series (see [`crate::transform::Transformer::is_stateful`]).
-    pub fn stateful_sinks_of(&self, meter: &str) -> Vec<&str> {
-        let mut names: Vec<&str> = self
+    pub fn stateful_sinks_of(&self, meter: &str) -> Vec<String> {
+        let topology = self.current();
+        let mut names: Vec<String> = topology
             .routes
             .iter()
             .filter(|r| r.filter.matches(meter))
             .flat_map(|r| r.sinks.iter())
-            .filter(|&&i| self.sinks[i].stateful)
-            .map(|&i| self.sinks[i].name.as_str())
+            .filter(|&&i| topology.sinks[i].stateful)
+            .map(|&i| topology.sinks[i].name.clone())
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -216,7 +190,8 @@ impl Pipeline {
     /// transformers never see events. Without event sinks (or without a `notifications:`
     /// section) the events are accepted at once and counted as unrouted.
     pub async fn submit_events(&self, events: Vec<Event>) -> Submitted {
-        if self.event_sinks.is_empty() {
+        let topology = self.current();
+        if topology.event_sinks.is_empty() {
             if !events.is_empty() {
                 tracing::debug!(
                     events = events.len(),
@@ -229,11 +204,11 @@ impl Pipeline {
                 unrouted: events.len(),
             };
         }
-        let routed = events.len() * self.event_sinks.len();
+        let routed = events.len() * topology.event_sinks.len();
         let mut shares: Vec<(Vec<Sample>, Vec<Event>)> =
-            self.sinks.iter().map(|_| Default::default()).collect();
+            topology.sinks.iter().map(|_| Default::default()).collect();
         if !events.is_empty()
-            && let Some((&last, rest)) = self.event_sinks.split_last()
+            && let Some((&last, rest)) = topology.event_sinks.split_last()
         {
             for &sink in rest {
                 shares[sink].1.clone_from(&events);
@@ -241,15 +216,21 @@ impl Pipeline {
             shares[last].1 = events;
         }
         Submitted {
-            receipt: self.hand_out(shares).await,
+            receipt: self.hand_out(&topology, shares).await,
             routed,
             unrouted: 0,
         }
     }
 
     /// Gives each sink its share (samples, events) under one ticket; the receipt completes
-    /// once every sink with a non-empty share published it.
-    async fn hand_out(&self, shares: Vec<(Vec<Sample>, Vec<Event>)>) -> Receipt {
+    /// once every sink with a non-empty share published it. A share that meets a retired
+    /// sink goes to the sink of that name in the topology of now (none: the sink was
+    /// removed, and the share is done with).
+    async fn hand_out(
+        &self,
+        topology: &Topology,
+        shares: Vec<(Vec<Sample>, Vec<Event>)>,
+    ) -> Receipt {
         let used = shares
             .iter()
             .filter(|(s, e)| !s.is_empty() || !e.is_empty())
@@ -258,16 +239,29 @@ impl Pipeline {
             return Receipt::empty();
         }
         let (ticket, receipt) = Ticket::new(used);
-        for (sink, (samples, events)) in self.sinks.iter().zip(shares) {
-            if (samples.is_empty() && events.is_empty())
-                || sink
-                    .submit(samples, events, Arc::clone(&ticket))
-                    .await
-                    .is_ok()
-            {
+        for (sink, (samples, events)) in topology.sinks.iter().zip(shares) {
+            if samples.is_empty() && events.is_empty() {
                 continue;
             }
-            tracing::warn!(sink = %sink.name, "pipeline closed; submission not accepted");
+            let mut sink = Arc::clone(sink);
+            let mut share = (samples, events, Arc::clone(&ticket));
+            while let Err(closed) = sink.submit(share.0, share.1, share.2).await {
+                let now = self.current();
+                match now.sinks.iter().find(|s| s.name == sink.name) {
+                    Some(successor) if !Arc::ptr_eq(successor, &sink) => {
+                        sink = Arc::clone(successor);
+                        share = (closed.samples, closed.events, closed.ticket);
+                    }
+                    Some(_) => {
+                        tracing::warn!(sink = %sink.name, "pipeline closed; submission not accepted");
+                        break;
+                    }
+                    None => {
+                        closed.ticket.accept();
+                        break;
+                    }
+                }
+            }
         }
         receipt
     }
@@ -285,61 +279,73 @@ impl Pipeline {
 
     /// Flushes every sink (transformers, batches), waits up to `grace` for publishers that
     /// still refuse, then syncs the publishers. Returns how many publishers failed to sync.
+    /// Idempotent: a second call finds nothing left to do.
     pub async fn close(&self, grace: Duration) -> usize {
         self.closing.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let topology = self.current();
         let abandon = self.abandon.clone();
         let waiter = tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             abandon.cancel();
         });
-        for task in tasks {
+        for task in topology.sinks.iter().filter_map(|s| s.take_task()) {
             if let Err(error) = task.await {
                 tracing::error!(%error, "a sink task ended abnormally");
             }
         }
+        let draining = std::mem::take(&mut *lock(&self.draining));
+        join_all(draining).await;
         waiter.abort();
-        self.sync().await
-    }
-
-    async fn sync(&self) -> usize {
-        let flushes = self.sinks.iter().zip(&self.publishers).flat_map(|(sink, ps)| {
-            ps.iter().map(move |p| async move {
-                let result = p.flush().await;
-                if let Err(error) = &result {
-                    tracing::error!(sink = %sink.name, publisher = %p.describe(), %error, "flush failed");
-                }
-                result.is_err()
-            })
-        });
-        join_all(flushes)
+        join_all(topology.sinks.iter().map(|s| sync(s)))
             .await
             .into_iter()
-            .filter(|failed| *failed)
-            .count()
+            .sum()
     }
 
     /// The sink `name`: its counters, and how full its buffer is.
-    pub fn sink(&self, name: &str) -> Option<(&SinkStats, Fill)> {
-        let sink = self.sinks.iter().find(|s| s.name == name)?;
+    pub fn sink(&self, name: &str) -> Option<(Arc<SinkStats>, Fill)> {
+        let topology = self.current();
+        let sink = topology.sinks.iter().find(|s| s.name == name)?;
         let fill = Fill {
             held: sink.held(),
             capacity: sink.capacity(),
         };
-        Some((&*sink.stats, fill))
+        Some((Arc::clone(&sink.stats), fill))
     }
 
     /// The sinks' names, in configuration order.
-    pub fn sink_names(&self) -> impl Iterator<Item = &str> {
-        self.sinks.iter().map(|s| s.name.as_str())
+    pub fn sink_names(&self) -> Vec<String> {
+        self.current()
+            .sinks
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     /// Per sink: its name, its counters and the items (samples and events) it holds now.
-    pub fn sinks(&self) -> impl Iterator<Item = (&str, &SinkStats, usize)> {
-        self.sinks
+    pub fn sinks(&self) -> Vec<(String, Arc<SinkStats>, usize)> {
+        self.current()
+            .sinks
             .iter()
-            .map(|s| (s.name.as_str(), &*s.stats, s.held()))
+            .map(|s| (s.name.clone(), Arc::clone(&s.stats), s.held()))
+            .collect()
     }
+}
+
+/// Syncs a sink's publishers; how many failed.
+pub(crate) async fn sync(sink: &SinkHandle) -> usize {
+    let flushes = sink.publishers.iter().map(|p| async move {
+        let result = p.flush().await;
+        if let Err(error) = &result {
+            tracing::error!(sink = %sink.name, publisher = %p.describe(), %error, "flush failed");
+        }
+        usize::from(result.is_err())
+    });
+    join_all(flushes).await.into_iter().sum()
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// How full a sink's buffer is: items (samples and events) held, of `buffer_events`.

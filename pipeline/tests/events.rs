@@ -113,6 +113,7 @@ notifications:
     }
     let stats: Vec<(u64, u64)> = p
         .sinks()
+        .into_iter()
         .map(|(_, s, _)| {
             let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
             (get(&s.published), get(&s.published_events))
@@ -153,7 +154,7 @@ notifications:
     let both = Receipt::all([first.receipt, second.receipt]);
     assert!(within("a full mixed batch", both.accepted()).await);
 
-    let mut sinks = p.sinks();
+    let mut sinks = p.sinks().into_iter();
     let (name, archive_stats, _) = sinks.next().expect("archive");
     assert_eq!(name, "archive");
     assert_eq!(archive_stats.batches.load(Ordering::Relaxed), 1);
@@ -216,7 +217,7 @@ async fn without_event_sinks_events_are_accepted_at_once_and_counted_unrouted() 
         };
         assert_eq!(delivery, expected);
         assert_eq!(
-            p.sinks().next().expect("sink").2,
+            p.sinks().into_iter().next().expect("sink").2,
             0,
             "nothing reached the sink"
         );
@@ -257,7 +258,7 @@ notifications:
         blocked.is_err(),
         "a third event waits for room instead of being dropped"
     );
-    let (_, stats, holding) = p.sinks().next().expect("sink");
+    let (_, stats, holding) = p.sinks().into_iter().next().expect("sink");
     assert_eq!(holding, 2);
     assert!(stats.retries.load(Ordering::Relaxed) >= 1);
     p.close(Duration::from_millis(200)).await;
@@ -265,7 +266,7 @@ notifications:
         !held.receipt.accepted().await,
         "never stored, so never acknowledged: a bus redelivers them"
     );
-    let (_, stats, _) = p.sinks().next().expect("sink");
+    let (_, stats, _) = p.sinks().into_iter().next().expect("sink");
     assert_eq!(stats.abandoned.load(Ordering::Relaxed), 2);
     assert_eq!(stats.published_events.load(Ordering::Relaxed), 0);
 }

@@ -105,7 +105,11 @@ sinks:
         "syncing /dev/full is refused too"
     );
     assert!(!submitted.receipt.accepted().await);
-    let (_, full, _) = p.sinks().find(|(name, ..)| *name == "full").expect("sink");
+    let (_, full, _) = p
+        .sinks()
+        .into_iter()
+        .find(|(name, ..)| name == "full")
+        .expect("sink");
     assert_eq!(full.abandoned.load(Ordering::Relaxed), 2);
     assert!(full.retries.load(Ordering::Relaxed) >= 1);
 }
@@ -156,7 +160,7 @@ sinks:
         blocked.is_err(),
         "a fifth sample waits for room instead of being dropped"
     );
-    let (_, stats, held) = p.sinks().next().expect("sink");
+    let (_, stats, held) = p.sinks().into_iter().next().expect("sink");
     assert_eq!(held, 4);
     assert_eq!(stats.published.load(Ordering::Relaxed), 0);
     p.close(Duration::from_millis(100)).await;

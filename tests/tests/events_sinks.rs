@@ -119,7 +119,7 @@ fn events_of_every_trait_type_land_in_influxdb_exactly() {
         let accepted = Receipt::all([samples.receipt, events.receipt])
             .accepted()
             .await;
-        let (_, stats, _) = pipeline.sinks().next().expect("sink");
+        let (_, stats, _) = pipeline.sinks().into_iter().next().expect("sink");
         let published = (
             stats.published.load(Ordering::Relaxed),
             stats.published_events.load(Ordering::Relaxed),
@@ -239,7 +239,7 @@ fn a_partial_write_dead_letters_only_the_refused_events() {
     let (delivery, stats) = runtime.block_on(async {
         let pipeline = Pipeline::open(&config).expect("pipeline");
         let delivery = pipeline.publish_events(events.clone()).await;
-        let (_, stats, _) = pipeline.sinks().next().expect("sink");
+        let (_, stats, _) = pipeline.sinks().into_iter().next().expect("sink");
         let stats = (
             stats.published_events.load(Ordering::Relaxed),
             stats.dead_lettered.load(Ordering::Relaxed),

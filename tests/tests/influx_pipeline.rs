@@ -226,7 +226,7 @@ fn refused_lines_are_dead_lettered_and_the_rest_is_kept() {
     let (delivery, dead_lettered) = runtime.block_on(async {
         let pipeline = hb_pipeline::Pipeline::open(&config).expect("pipeline");
         let delivery = pipeline.publish(batch).await;
-        let (_, stats, _) = pipeline.sinks().next().expect("sink");
+        let (_, stats, _) = pipeline.sinks().into_iter().next().expect("sink");
         let dead = stats
             .dead_lettered
             .load(std::sync::atomic::Ordering::Relaxed);

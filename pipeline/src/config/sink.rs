@@ -12,7 +12,7 @@ use crate::sink::BatchConfig;
 use crate::transform::{Transformer, TransformerConfig};
 
 /// A sink: transformers applied in order, batching, and a group of publishers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sink {
     /// Unique name.
     pub name: String,

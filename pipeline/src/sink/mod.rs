@@ -12,31 +12,32 @@
 //! anything.
 
 mod batch;
+mod flight;
+mod handle;
 mod publish;
 mod stats;
 mod ticket;
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use hb_sample::{Event, Sample};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{BatchConfig, DEFAULT_REQUEST_CONCURRENCY};
+use handle::Retire;
+pub(crate) use handle::{Inheritance, SinkHandle, Spawn};
 pub use stats::SinkStats;
 pub use ticket::Receipt;
 pub(crate) use ticket::Ticket;
 
 use crate::dead_letter::DeadLetters;
-use crate::publisher::{Batch, Publisher};
+use crate::publisher::Publisher;
 use crate::transform::Chain;
+use flight::{Flight, InFlight, Pending};
 use publish::publish;
 
 /// How often time-driven transformers (aggregator retention) are given a chance to emit.
@@ -60,131 +61,6 @@ struct Item {
     permit: OwnedSemaphorePermit,
 }
 
-/// The submitting side of a running sink.
-#[derive(Debug)]
-pub(crate) struct SinkHandle {
-    pub(crate) name: String,
-    tx: mpsc::UnboundedSender<Message>,
-    permits: Arc<Semaphore>,
-    capacity: usize,
-    pub(crate) stats: Arc<SinkStats>,
-    /// A transformer keeps state across the samples of a series.
-    pub(crate) stateful: bool,
-}
-
-/// The sink is shut down.
-#[derive(Debug)]
-pub(crate) struct Closed;
-
-impl SinkHandle {
-    /// Starts the sink's task. `closing` asks it to flush and stop; `abandon` stops retries.
-    pub(crate) fn spawn(
-        name: String,
-        chain: Chain,
-        publishers: Arc<Vec<Publisher>>,
-        config: BatchConfig,
-        dead: DeadLetters,
-        closing: CancellationToken,
-        abandon: CancellationToken,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let capacity = config.buffer_events.max(1);
-        let stateful = chain.transformers().iter().any(|t| t.is_stateful());
-        let stats = Arc::new(SinkStats::default());
-        let task = Task {
-            chain,
-            config,
-            shared: Arc::new(Shared {
-                name: name.clone(),
-                publishers,
-                stats: Arc::clone(&stats),
-                abandon,
-                dead,
-                dead_writing: tokio::sync::Mutex::new(()),
-            }),
-        };
-        let handle = tokio::spawn(task.run(rx, closing));
-        let sink = Self {
-            name,
-            tx,
-            permits: Arc::new(Semaphore::new(capacity)),
-            capacity,
-            stats,
-            stateful,
-        };
-        (sink, handle)
-    }
-
-    /// Queues samples and events for this sink, waiting while it holds `buffer_events` items
-    /// already.
-    pub(crate) async fn submit(
-        &self,
-        samples: Vec<Sample>,
-        events: Vec<Event>,
-        ticket: Arc<Ticket>,
-    ) -> Result<(), Closed> {
-        let wanted = (samples.len() + events.len()).clamp(1, self.capacity) as u32;
-        let permit = Arc::clone(&self.permits)
-            .acquire_many_owned(wanted)
-            .await
-            .map_err(|_| Closed)?;
-        self.tx
-            .send(Message::Submit(Item {
-                samples,
-                events,
-                ticket,
-                permit,
-            }))
-            .map_err(|_| Closed)
-    }
-
-    /// Asks the sink to forget the transformer state of the resources `stale` selects, after
-    /// the submissions queued before.
-    pub(crate) fn forget(&self, stale: Stale) {
-        let _ = self.tx.send(Message::Forget(stale));
-    }
-
-    /// The most items the sink holds (`buffer_events`).
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Items held by the sink (waiting for a batch or being published).
-    pub(crate) fn held(&self) -> usize {
-        self.capacity - self.permits.available_permits()
-    }
-}
-
-/// What a sink has accumulated since its last batch.
-#[derive(Default)]
-struct Pending {
-    batch: Batch,
-    bytes: usize,
-    tickets: Vec<Arc<Ticket>>,
-    permits: Vec<OwnedSemaphorePermit>,
-    since: Option<Instant>,
-}
-
-impl Pending {
-    fn add(&mut self, samples: Vec<Sample>, events: Vec<Event>) {
-        if samples.is_empty() && events.is_empty() {
-            return;
-        }
-        self.since.get_or_insert_with(Instant::now);
-        self.bytes += samples.iter().map(batch::estimated_size).sum::<usize>();
-        self.bytes += events
-            .iter()
-            .map(batch::estimated_event_size)
-            .sum::<usize>();
-        self.batch.samples.extend(samples);
-        self.batch.events.extend(events);
-    }
-
-    fn full(&self, config: &BatchConfig) -> bool {
-        self.batch.len() >= config.max_events || self.bytes >= config.max_bytes
-    }
-}
-
 /// What a sink's publishing needs, shared by the batches in flight.
 struct Shared {
     name: String,
@@ -197,78 +73,29 @@ struct Shared {
     dead_writing: tokio::sync::Mutex<()>,
 }
 
-/// A batch with its publishers: resolves to whether every publisher took it (`false`: the
-/// sink was told to abandon it).
-type Publishing = Pin<Box<dyn Future<Output = bool> + Send>>;
-
-/// A batch with its publishers, with the submissions it settles.
-#[derive(Default)]
-struct Flight {
-    tickets: Vec<Arc<Ticket>>,
-    /// Its room in the sink's buffer, freed once it is settled.
-    _permits: Vec<OwnedSemaphorePermit>,
-}
-
-/// The batches in flight, in the order they were started; settled in that order.
-struct InFlight {
-    limit: usize,
-    publishing: FuturesOrdered<Publishing>,
-    flights: VecDeque<Flight>,
-}
-
-impl InFlight {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit: limit.max(1),
-            publishing: FuturesOrdered::new(),
-            flights: VecDeque::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.flights.is_empty()
-    }
-
-    fn has_room(&self) -> bool {
-        self.flights.len() < self.limit
-    }
-
-    /// Waits for the oldest batch and settles its submissions: accepted if it was published,
-    /// dropped (not accepted) if it was abandoned.
-    async fn settle_next(&mut self) {
-        let published = self.publishing.next().await.unwrap_or(false);
-        if let Some(flight) = self.flights.pop_front()
-            && published
-        {
-            for ticket in &flight.tickets {
-                ticket.accept();
-            }
-        }
-    }
-
-    async fn settle_all(&mut self) {
-        while !self.is_empty() {
-            self.settle_next().await;
-        }
-    }
-}
-
 struct Task {
     chain: Chain,
     config: BatchConfig,
     shared: Arc<Shared>,
 }
 
+/// A running sink's inputs.
+struct Ends {
+    rx: mpsc::UnboundedReceiver<Message>,
+    closing: CancellationToken,
+    retire: oneshot::Receiver<Retire>,
+    inherit: Option<oneshot::Receiver<Inheritance>>,
+}
+
 impl Task {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>, closing: CancellationToken) {
+    async fn run(mut self, ends: Ends) {
+        let Ends {
+            mut rx,
+            closing,
+            retire,
+            inherit,
+        } = ends;
         let mut pending = Pending::default();
-        let timers = self
-            .chain
-            .transformers()
-            .iter()
-            .any(|t| t.name() == "aggregator");
-        let mut tick = tokio::time::interval(TRANSFORMER_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let concurrent = self
             .shared
             .publishers
@@ -279,6 +106,32 @@ impl Task {
         } else {
             1
         });
+        // What the instance this one replaces had queued comes first (a predecessor that
+        // ended without handing over leaves nothing).
+        if let Some(Ok(inheritance)) = match inherit {
+            Some(inherit) => Some(inherit.await),
+            None => None,
+        } {
+            if let Some(chain) = inheritance.chain {
+                self.chain = chain;
+            }
+            for message in inheritance.queued {
+                self.receive(message, &mut pending, &mut in_flight);
+                if pending.full(&self.config) {
+                    self.start_when_room(std::mem::take(&mut pending), &mut in_flight)
+                        .await;
+                }
+            }
+        }
+        let timers = self
+            .chain
+            .transformers()
+            .iter()
+            .any(|t| t.name() == "aggregator");
+        let mut tick = tokio::time::interval(TRANSFORMER_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut retire = Some(retire);
+        let mut leftover = Vec::new();
         loop {
             let deadline = pending.since.map(|at| at + self.config.timeout);
             let full = pending.full(&self.config);
@@ -289,6 +142,14 @@ impl Task {
                     None => break,
                 },
                 () = closing.cancelled() => break,
+                asked = wait_for(&mut retire), if retire.is_some() => {
+                    retire = None;
+                    // Dropped without a word: the pipeline is going away; `closing` follows.
+                    if let Ok(asked) = asked {
+                        leftover = self.hand_over(asked, &mut rx);
+                        break;
+                    }
+                }
                 () = sleep_until(deadline), if deadline.is_some() && in_flight.has_room() => {
                     self.start(std::mem::take(&mut pending), &mut in_flight);
                 }
@@ -304,7 +165,8 @@ impl Task {
         // Closing: take what was already submitted, let transformers emit what they hold,
         // publish the rest.
         rx.close();
-        while let Ok(message) = rx.try_recv() {
+        let queued = std::iter::from_fn(|| rx.try_recv().ok());
+        for message in leftover.into_iter().chain(queued) {
             self.receive(message, &mut pending, &mut in_flight);
             if pending.full(&self.config) {
                 self.start_when_room(std::mem::take(&mut pending), &mut in_flight)
@@ -319,6 +181,32 @@ impl Task {
             let counters = t.counters();
             if counters.dropped() > 0 {
                 tracing::info!(sink = %self.shared.name, transformer = t.name(), ?counters, "samples dropped by a transformer");
+            }
+        }
+    }
+
+    /// Retiring: no more submissions; what is queued (not transformed yet) goes to the
+    /// successor, with the transformers when it keeps their state. What comes back (no
+    /// successor: the sink is removed; or it is gone already) is published here, as at
+    /// shutdown.
+    fn hand_over(
+        &mut self,
+        asked: Retire,
+        rx: &mut mpsc::UnboundedReceiver<Message>,
+    ) -> Vec<Message> {
+        rx.close();
+        let Some(successor) = asked.successor else {
+            return Vec::new();
+        };
+        let queued = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let chain = asked.keep_state.then(|| std::mem::take(&mut self.chain));
+        match successor.send(Inheritance { chain, queued }) {
+            Ok(()) => Vec::new(),
+            Err(back) => {
+                if let Some(chain) = back.chain {
+                    self.chain = chain;
+                }
+                back.queued
             }
         }
     }
@@ -395,9 +283,23 @@ impl Task {
     }
 }
 
+/// The retirement notice, while one may still come.
+async fn wait_for(
+    retire: &mut Option<oneshot::Receiver<Retire>>,
+) -> Result<Retire, oneshot::error::RecvError> {
+    match retire {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

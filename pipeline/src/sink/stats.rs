@@ -31,6 +31,8 @@ pub struct SinkStats {
     pub last_success: AtomicU64,
     /// The last publisher error, as logged.
     pub last_error: Mutex<Option<String>>,
+    /// Retired instances of this sink still publishing what they held (a reload drains).
+    pub draining: AtomicU64,
 }
 
 impl SinkStats {
