@@ -167,6 +167,7 @@ pub async fn run(args: Args) -> Result<ExitCode, AppError> {
     let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
         shutdown.clone(),
         "finishing the cycle in flight, then flushing",
+        None,
     ));
     let bus = tokio::spawn(bus_tasks(
         Arc::clone(&destination),

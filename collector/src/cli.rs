@@ -11,6 +11,7 @@ use hb_pipeline::{Config, Pipeline, Transport};
 use tokio_util::sync::CancellationToken;
 
 use crate::consume;
+use crate::control::Control;
 use crate::notify::{self, Notifier};
 use crate::stats::Stats;
 
@@ -159,24 +160,42 @@ pub async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let management =
-        match crate::management::bind(&config, &pipeline, notifier.as_ref(), &stats).await {
-            Ok(server) => server,
-            Err(e) => {
-                eprintln!("hb-collector: {path}: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let control = Arc::new(Control::new(config.clone(), Arc::clone(&pipeline)));
+    let management = match crate::management::bind(
+        &config,
+        &pipeline,
+        notifier.as_ref(),
+        &stats,
+        &control,
+    )
+    .await
+    {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("hb-collector: {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if config.secret.is_none() {
         tracing::warn!("no secret configured: envelopes are accepted without checking signatures");
     }
     tracing::info!(transport = %config.transport, config = %path, "hb-collector started");
     let shutdown = CancellationToken::new();
     crate::management::spawn(management, &shutdown);
+    let (hangups, mut reloads) = tokio::sync::mpsc::unbounded_channel();
     let signals = tokio::spawn(hb_pipeline::signals::stop_on_signal(
         shutdown.clone(),
         "finishing the batch in flight, flushing, acknowledging",
+        Some(hangups),
     ));
+    let reloader = {
+        let control = Arc::clone(&control);
+        tokio::spawn(async move {
+            while reloads.recv().await.is_some() {
+                control.reload_config("SIGHUP").await;
+            }
+        })
+    };
     let result = consume::run(
         &config.transport,
         config.coordination.as_ref(),
@@ -188,6 +207,7 @@ pub async fn serve(config: Config) -> ExitCode {
     )
     .await;
     signals.abort();
+    reloader.abort();
     // Closed already after a clean stop; after a setup error this flushes what was taken.
     let failed = pipeline.close(consume::SHUTDOWN_GRACE).await;
     stats.report("hb-collector stopped");

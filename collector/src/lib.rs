@@ -12,6 +12,8 @@
 //!
 //! - [`cli`]: the command line: `validate` and run (with graceful shutdown).
 //! - [`consume`]: the consume loop: decode, verify, submit, acknowledge, reconnect.
+//! - [`control`]: changes to the running collector: a sink reloaded or reconfigured, the whole
+//!   configuration reloaded (SIGHUP), each validated first and applied as a difference.
 //! - `decode`: envelopes decoded and verified, on blocking threads when large.
 //! - [`management`]: the management server: the consumer, sinks and definitions as plugins,
 //!   their metrics, readiness.
@@ -27,6 +29,7 @@
 
 pub mod cli;
 pub mod consume;
+pub mod control;
 mod decode;
 pub mod management;
 pub mod notify;

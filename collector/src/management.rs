@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hb_management::{
-    CounterOf, Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server, State,
+    Changes, CounterOf, Families, Health, Kind, Metrics, Plugin, Plugins, Probe, Server, State,
 };
 use hb_pipeline::{Config, Pipeline};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{Control, ReloadStats};
 use crate::notify::Notifier;
 use crate::stats::Stats;
 
@@ -108,6 +109,30 @@ const COUNTERS: &[CounterOf<Stats>] = &[
     ),
 ];
 
+/// Reloads and their failures.
+const RELOADS: &[CounterOf<ReloadStats>] = &[
+    (
+        "hb_config_reloads_total",
+        "Whole-configuration reloads applied (SIGHUP, POST /config/reload).",
+        |s| &s.config_reloads,
+    ),
+    (
+        "hb_config_reload_failures_total",
+        "Whole-configuration reloads refused (invalid) or rolled back (a sink could not start).",
+        |s| &s.config_reload_failures,
+    ),
+    (
+        "hb_plugin_reloads_total",
+        "Single plugins reloaded or given a new configuration.",
+        |s| &s.plugin_reloads,
+    ),
+    (
+        "hb_plugin_reload_failures_total",
+        "Single-plugin reloads or configurations refused or rolled back.",
+        |s| &s.plugin_reload_failures,
+    ),
+];
+
 fn families(stats: &Stats, transport: &'static str, f: &mut Families) {
     let labels = [("transport", transport)];
     f.counters(COUNTERS, stats, &labels);
@@ -126,6 +151,7 @@ pub async fn bind(
     pipeline: &Arc<Pipeline>,
     notifier: Option<&Notifier>,
     stats: &Arc<Stats>,
+    control: &Arc<Control>,
 ) -> Result<Option<Server>, hb_management::ServerError> {
     let Some(addr) = config.management.listen.address(DEFAULT_PORT) else {
         return Ok(None);
@@ -151,6 +177,8 @@ pub async fn bind(
     hb_management::sinks::register(pipeline, &plugins, &metrics);
     let counted = Arc::clone(stats);
     metrics.add_source(Box::new(move |f| families(&counted, transport, f)));
+    let reloads = Arc::clone(control);
+    metrics.add_source(Box::new(move |f| f.counters(RELOADS, &reloads.stats, &[])));
     let connected = Arc::clone(stats);
     let ready: Probe = Arc::new(move || match connected.connected.load(Ordering::Relaxed) {
         true => Vec::new(),
@@ -160,7 +188,8 @@ pub async fn bind(
         }],
     });
     let token = config.management.token.clone();
-    Server::bind(addr, token, plugins, metrics, ready, axum::Router::new())
+    let changes = hb_management::changes::routes(Arc::clone(control) as Arc<dyn Changes>);
+    Server::bind(addr, token, plugins, metrics, ready, changes)
         .await
         .map(Some)
 }

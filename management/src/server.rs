@@ -152,7 +152,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
     let message = format!(
         "no {method} {} here (GET /healthz, /readyz, /metrics, /plugins/status, \
-         /plugins/list, /plugins/health)",
+         /plugins/list, /plugins/health, GET|PUT /plugins/config?plugin=NAME, \
+         POST /plugins/reload?plugin=NAME, POST /config/reload)",
         uri.path()
     );
     error(StatusCode::NOT_FOUND, &message)

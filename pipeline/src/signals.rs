@@ -1,6 +1,7 @@
 //! Signals shared by the agent and the collector: SIGINT or SIGTERM stops gracefully; SIGHUP
-//! (a reload, for most daemons) is logged and ignored until reloading exists, rather than
-//! killing the process without flushing as its default action would.
+//! asks for a reload of the configuration where the process can reload, and is logged and
+//! ignored otherwise, rather than killing the process without flushing as its default action
+//! would.
 
 use tokio_util::sync::CancellationToken;
 
@@ -9,11 +10,13 @@ pub const SIGHUP_IGNORED: &str = "SIGHUP: reload is not implemented yet; ignored
 
 /// Installs the handlers at once (call it inside the runtime) and returns the task that
 /// cancels `shutdown` on the first SIGINT or SIGTERM; `doing` says what stopping involves.
-/// SIGHUP is logged at warn level and ignored, until and after the stop (tokio's handlers stay
-/// installed for the life of the process, so a SIGHUP during the shutdown is harmless too).
+/// Each SIGHUP is sent to `reload`; without one it is logged at warn level and ignored
+/// (tokio's handlers stay installed for the life of the process, so a SIGHUP during the
+/// shutdown is harmless too).
 pub fn stop_on_signal(
     shutdown: CancellationToken,
     doing: &'static str,
+    reload: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 ) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let handlers = (
@@ -30,9 +33,12 @@ pub fn stop_on_signal(
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
-                _ = hup.recv() => {
-                    tracing::warn!(signal = "SIGHUP", action = "ignored", "{SIGHUP_IGNORED}");
-                }
+                _ = hup.recv() => match &reload {
+                    Some(reload) if reload.send(()).is_ok() => {
+                        tracing::info!(signal = "SIGHUP", action = "reload", "SIGHUP: reloading the configuration");
+                    }
+                    _ => tracing::warn!(signal = "SIGHUP", action = "ignored", "{SIGHUP_IGNORED}"),
+                },
             }
         };
         tracing::info!(signal = name, "stopping: {doing}");

@@ -106,7 +106,7 @@ pub struct Envelope {
 }
 
 /// A shared signing secret. Its `Debug` output never shows the key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
 
 impl Secret {

@@ -37,6 +37,17 @@ pub fn address(node: &Node) -> String {
 
 /// `method` on `http://<addr><path>`, with `Authorization: Bearer <token>` when given.
 pub fn call(method: &str, addr: &str, path: &str, token: Option<&str>) -> Answer {
+    send(method, addr, path, token, None)
+}
+
+/// [`call`] with a request body.
+pub fn send(
+    method: &str,
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
     // reqwest is built without a TLS provider of its own (plain HTTP here).
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
     crate::bus::block_on(async {
@@ -47,6 +58,9 @@ pub fn call(method: &str, addr: &str, path: &str, token: Option<&str>) -> Answer
             .timeout(Duration::from_secs(10));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
         }
         let response = request.send().await.expect("management server answers");
         let status = response.status().as_u16();

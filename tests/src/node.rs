@@ -219,6 +219,11 @@ impl Node {
         assert!(status.success(), "kill -{signal}");
     }
 
+    /// The node's directory (its pipeline.yaml, outputs and logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         let child = self.child.as_mut().expect("started");

@@ -26,6 +26,15 @@ pub fn unknown(text: &str, path: &Path) -> Vec<ConfigError> {
     errors
 }
 
+/// Like [`unknown`], for one sink given alone (`PUT /plugins/config`), its keys under `prefix`.
+pub fn unknown_in_sink(text: &str, path: &Path, prefix: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let Ok(node) = serde_saphyr::from_str_with_options::<Node>(text, super::yaml_options()) {
+        check(&node, Shape::Sink, prefix, path, &mut errors);
+    }
+    errors
+}
+
 /// The part of the document a mapping is, and so which keys it may hold.
 #[derive(Debug, Clone, Copy)]
 enum Shape {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Validator;
 use super::raw::{At, RawBatch, RawSink};
+use super::{Config, ConfigErrors, Validator};
 use crate::publisher::PublisherSpec;
 use crate::sink::BatchConfig;
 use crate::transform::{Transformer, TransformerConfig};
@@ -24,6 +24,62 @@ pub struct Sink {
     pub publishers: Vec<PublisherSpec>,
 }
 
+impl Sink {
+    /// The sink as `GET /plugins/config` shows it: the keys of pipeline.yaml, publisher URLs
+    /// as logs show them (secrets never: only the names of the variables holding them).
+    pub fn to_json(&self) -> serde_json::Value {
+        let transformers: Vec<serde_json::Value> = self
+            .transformers
+            .iter()
+            .map(|t| serde_json::json!({"name": t.name, "parameters": t.parameters}))
+            .collect();
+        let b = &self.batch;
+        serde_json::json!({
+            "name": self.name,
+            "publishers": self.publishers.iter().map(PublisherSpec::describe).collect::<Vec<_>>(),
+            "transformers": transformers,
+            "batch": {
+                "max_events": b.max_events,
+                "max_bytes": b.max_bytes,
+                "timeout": b.timeout.as_secs_f64(),
+                "buffer_events": b.buffer_events,
+                "request_concurrency": b.request_concurrency,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Validates `text` as one sink, exactly as pipeline.yaml's `key` (`sinks[2]`) would
+    /// be; `label` names the text in errors (a request body), relative paths resolve beside
+    /// this configuration's file.
+    pub fn parse_sink(&self, text: &str, label: &Path, key: &str) -> Result<Sink, ConfigErrors> {
+        let mut errors = super::keys::unknown_in_sink(text, label, key);
+        let raw: RawSink = match super::parse_yaml(text, label) {
+            Ok(raw) => raw,
+            Err(mut e) => {
+                e.key = match e.key.as_str() {
+                    "" => key.to_owned(),
+                    inner => format!("{key}.{inner}"),
+                };
+                errors.push(e);
+                return Err(super::in_file_order(errors));
+            }
+        };
+        let mut v = Validator {
+            path: label,
+            errors,
+        };
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let sink = v.sink(&raw, key, base);
+        if v.errors.is_empty() {
+            Ok(sink)
+        } else {
+            Err(super::in_file_order(v.errors))
+        }
+    }
+}
+
 impl Validator<'_> {
     pub(super) fn sinks(&mut self, sinks: &At<Vec<RawSink>>, base: &Path) -> Vec<Sink> {
         if sinks.value.is_empty() {
@@ -34,27 +90,32 @@ impl Validator<'_> {
         for (i, sink) in sinks.value.iter().enumerate() {
             let key = format!("sinks[{i}]");
             self.unique(&mut seen, &sink.name, &format!("{key}.name"), "sink");
-            if sink.publishers.value.is_empty() {
-                let msg = format!("sink `{}` needs at least one publisher", sink.name.value);
-                self.refuse(&sink.publishers, format!("{key}.publishers"), msg);
-            }
-            let mut publishers = Vec::new();
-            for (j, url) in sink.publishers.value.iter().enumerate() {
-                match PublisherSpec::parse(&url.value, base) {
-                    Ok(spec) => publishers.push(spec),
-                    Err(e) => self.refuse(url, format!("{key}.publishers[{j}]"), e.to_string()),
-                }
-            }
-            let transformers = self.transformers(sink, &key);
-            let batch = self.batch(sink.batch.as_ref(), &key);
-            out.push(Sink {
-                name: sink.name.value.clone(),
-                transformers,
-                batch,
-                publishers,
-            });
+            out.push(self.sink(sink, &key, base));
         }
         out
+    }
+
+    /// One sink, its keys under `key` (`sinks[2]`).
+    pub(super) fn sink(&mut self, sink: &RawSink, key: &str, base: &Path) -> Sink {
+        if sink.publishers.value.is_empty() {
+            let msg = format!("sink `{}` needs at least one publisher", sink.name.value);
+            self.refuse(&sink.publishers, format!("{key}.publishers"), msg);
+        }
+        let mut publishers = Vec::new();
+        for (j, url) in sink.publishers.value.iter().enumerate() {
+            match PublisherSpec::parse(&url.value, base) {
+                Ok(spec) => publishers.push(spec),
+                Err(e) => self.refuse(url, format!("{key}.publishers[{j}]"), e.to_string()),
+            }
+        }
+        let transformers = self.transformers(sink, key);
+        let batch = self.batch(sink.batch.as_ref(), key);
+        Sink {
+            name: sink.name.value.clone(),
+            transformers,
+            batch,
+            publishers,
+        }
     }
 
     /// Each entry checked as the sink will build it, so that a bad one refuses start-up.

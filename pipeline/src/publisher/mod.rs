@@ -81,6 +81,21 @@ pub enum PublisherUrlError {
 }
 
 impl PublisherSpec {
+    /// The URL with its options, as logs and `GET /plugins/config` show it: never a secret
+    /// (InfluxDB credentials are named by the variables holding them, S3 keys left out).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(spec) => format!(
+                "file://{}?max_bytes={}&backup_count={}",
+                spec.path.display(),
+                spec.max_bytes,
+                spec.backup_count
+            ),
+            Self::Archive(spec) => spec.describe(),
+            Self::Influx(spec) => spec.describe(),
+        }
+    }
+
     /// Parses and validates a publisher URL; relative paths are resolved against `base`.
     pub fn parse(url: &str, base: &Path) -> Result<Self, PublisherUrlError> {
         let Some((scheme, rest)) = url.split_once("://") else {
