@@ -1,5 +1,7 @@
-//! SIGHUP to a running agent and collector (on Redis): logged at warn level and ignored, both
-//! keep running, and a SIGTERM afterwards still flushes everything and exits 0.
+//! SIGHUP to a running agent and collector (on Redis): the agent logs it at warn level and
+//! ignores it; the collector reloads its unchanged configuration, which leaves its sink
+//! untouched (the batch it holds stays held); both keep running, and a SIGTERM afterwards
+//! still flushes everything and exits 0.
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,7 @@ fn assert_ignored(node: &Node) {
 }
 
 #[test]
-fn sighup_is_ignored_by_agent_and_collector_and_sigterm_still_flushes() {
+fn sighup_is_ignored_by_the_agent_reloads_the_collector_and_sigterm_still_flushes() {
     let broker = Broker::start(Kind::Redis);
     let url = broker.direct("");
     // The collector's sink batches for a minute: only the flush at SIGTERM writes the file.
@@ -52,8 +54,8 @@ fn sighup_is_ignored_by_agent_and_collector_and_sigterm_still_flushes() {
     wait_until("the agent's SIGHUP line", &agent, || {
         agent.log().contains(IGNORED)
     });
-    wait_until("the collector's SIGHUP line", &collector, || {
-        collector.log().contains(IGNORED)
+    wait_until("the collector's reload", &collector, || {
+        collector.log().contains("configuration reloaded")
     });
     let cycles = |a: &Node| a.log().matches("cycle done").count();
     let before = cycles(&agent);
@@ -62,7 +64,19 @@ fn sighup_is_ignored_by_agent_and_collector_and_sigterm_still_flushes() {
     });
     assert!(agent.running() && collector.running());
     assert_ignored(&agent);
-    assert_ignored(&collector);
+    let log = collector.log();
+    let reloaded: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("configuration reloaded"))
+        .collect();
+    assert_eq!(reloaded.len(), 1, "{log}");
+    assert!(
+        reloaded[0].contains("trigger=\"SIGHUP\"")
+            && reloaded[0].contains("replaced=")
+            && reloaded[0].contains("unchanged=1"),
+        "{log}"
+    );
+    assert!(log.contains("SIGHUP: reloading the configuration"), "{log}");
 
     assert!(agent.term().success(), "{}", agent.log());
     let polled = sum(&agent.log(), "cycle done", "samples");
