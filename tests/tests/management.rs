@@ -311,3 +311,66 @@ fn an_agent_on_a_bus_counts_envelopes_and_its_spool() {
     assert_eq!(get(&addr, "/readyz").status, 200);
     let _ = agent.term();
 }
+
+#[test]
+fn environment_variables_override_nested_keys_and_a_bad_one_is_refused_naming_it() {
+    let broker = Broker::start(Kind::Rabbit);
+    let transport = broker.direct("");
+    let yaml = collector_yaml(&transport, "{listen: \"127.0.0.1:0\"}");
+    // A sink's batch size.
+    let collector = Node::collector_with_env(&yaml, &[("HB_SINKS__OUT__BATCH__MAX_EVENTS", "123")]);
+    let addr = address(&collector);
+    let config = get(&addr, "/plugins/config?plugin=out").json();
+    assert_eq!(config["config"]["batch"]["max_events"], 123, "{config}");
+    drop(collector);
+
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("secret"), "s").expect("secret");
+    std::fs::write(dir.path().join("pipeline.yaml"), &yaml).expect("yaml");
+    let run = |vars: &[(&str, &str)]| {
+        let mut command = Command::new(binary("hb-collector"));
+        command
+            .current_dir(dir.path())
+            .args(["--config", "pipeline.yaml"])
+            .env_remove("HB_MANAGEMENT_TOKEN")
+            .env_remove("HB_MANAGEMENT_LISTEN")
+            .envs(vars.iter().copied())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log"));
+        command
+    };
+    // The management listen address.
+    let port = bus::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = run(&[("HB_MANAGEMENT__LISTEN", &listen)])
+        .spawn()
+        .expect("spawn");
+    let log = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let listening = wait_until(Duration::from_secs(30), || {
+        log().contains(&format!("management server listening addr={listen}"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "{}", log());
+    // Refused, naming the variable: a bad value, and a variable that sets nothing.
+    for (var, value, said) in [
+        (
+            "HB_MANAGEMENT__LISTEN",
+            "10.0.0.1:8042",
+            "environment variable HB_MANAGEMENT__LISTEN: management.listen: 10.0.0.1:8042 is not a loopback address",
+        ),
+        (
+            "HB_SINKS__OUT__BATCH__MAX_EVENTS",
+            "none",
+            "environment variable HB_SINKS__OUT__BATCH__MAX_EVENTS: sinks[0].batch.max_events: ",
+        ),
+        (
+            "HB_SINKS__OUT__BATCH__MAX_EVENT",
+            "5",
+            "environment variable HB_SINKS__OUT__BATCH__MAX_EVENT: sets no key of pipeline.yaml",
+        ),
+    ] {
+        let status = run(&[(var, value)]).status().expect("run");
+        assert_eq!(status.code(), Some(2), "{var}: {}", log());
+        assert!(log().contains(said), "{said}\nnot in:\n{}", log());
+    }
+}

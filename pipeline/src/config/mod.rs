@@ -30,10 +30,11 @@
 //! `HB_SECRET` gives it), and `spool: {dir, max_bytes}` bounds the agent's on-disk spool.
 //!
 //! Every refusal names the file, line and column, the key and the reason; all of them are
-//! reported at once. `HB_<KEY>` environment variables override top-level settings (see
+//! reported at once. Environment variables override any key (see [`env`] and
 //! [`ENV_OVERRIDES`]).
 
 mod coordination;
+pub mod env;
 mod error;
 mod keys;
 pub mod management;
@@ -61,7 +62,8 @@ pub use yaml::{MAX_FILE_BYTES, parse_yaml, read_file, yaml_options};
 
 use crate::filter::MeterFilter;
 
-/// Top-level settings that an environment variable may override: (variable, key).
+/// Top-level settings that an environment variable of their own overrides: (variable, key).
+/// Any key is also set by `HB_<KEY>__<KEY>` (see [`env`]).
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("HB_TRANSPORT", "transport"),
     ("HB_SECRET", "secret_file"),
@@ -96,6 +98,8 @@ pub struct Config {
     pub notifications: Option<Notifications>,
     /// The management server (`management:`; its defaults without the section).
     pub management: Management,
+    /// The keys environment variables set (see [`env`]).
+    pub overrides: Vec<env::Override>,
 }
 
 /// `spool:`: the agent's bounded on-disk buffer.
@@ -121,9 +125,31 @@ pub struct Source {
 }
 
 impl Config {
-    /// Reads and validates `path`, applying `HB_...` overrides from the process environment.
+    /// Reads and validates `path`, applying `HB_...` overrides from the process environment;
+    /// an `HB_..__..` variable that sets no key is refused (a typo must not pass unnoticed).
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        Self::load_with_env(path, |var| std::env::var(var).ok())
+        let config = Self::load_with_env(path, |var| std::env::var(var).ok())?;
+        let vars: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect();
+        let unused = env::unused(vars.iter().map(String::as_str), &config.overrides);
+        if unused.is_empty() {
+            return Ok(config);
+        }
+        Err(ConfigErrors(
+            unused
+                .into_iter()
+                .map(|var| ConfigError {
+                    origin: Origin::Env(var.to_owned()),
+                    key: String::new(),
+                    message: format!(
+                        "sets no key of {}: HB_<KEY>__<KEY>, sinks and sources by name \
+                         (HB_SINKS__<NAME>__BATCH__MAX_EVENTS), see the README",
+                        path.display()
+                    ),
+                })
+                .collect(),
+        ))
     }
 
     /// Like [`load`](Self::load), with the environment given as a lookup function.
@@ -150,14 +176,20 @@ impl Config {
     ) -> Result<Self, ConfigErrors> {
         // Unknown keys first, so that they are reported with every other error.
         let mut errors = keys::unknown(text, path);
-        let raw: RawConfig = match parse_yaml(text, path) {
+        let mut raw: RawConfig = match parse_yaml(text, path) {
             Ok(raw) => raw,
             Err(e) => {
                 errors.push(e);
                 return Err(in_file_order(errors));
             }
         };
-        let mut v = Validator { path, errors };
+        let (overrides, refused) = env::apply(&mut raw, &env);
+        errors.extend(refused);
+        let mut v = Validator {
+            path,
+            errors,
+            overrides: &overrides,
+        };
         let transport = v.transport(raw.transport.as_ref(), &env);
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         let sinks = v.sinks(&raw.sinks, &base);
@@ -187,6 +219,7 @@ impl Config {
             return Err(in_file_order(v.errors));
         }
         Ok(Self {
+            overrides,
             path: path.to_owned(),
             transport: transport.unwrap_or(Transport::Memory),
             sources,
@@ -220,16 +253,23 @@ fn parse_built_in(url: &str) -> Result<Transport, String> {
 struct Validator<'a> {
     path: &'a Path,
     errors: Vec<ConfigError>,
+    /// Keys set by environment variables: an error there names the variable.
+    overrides: &'a [env::Override],
 }
 
 impl Validator<'_> {
     fn refuse<T>(&mut self, at: &At<T>, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            origin: Origin::File {
+        let key = key.into();
+        let origin = match env::origin_of(self.overrides, &key) {
+            Some(var) => Origin::Env(var.to_owned()),
+            None => Origin::File {
                 path: self.path.to_owned(),
                 position: position(at),
             },
-            key: key.into(),
+        };
+        self.errors.push(ConfigError {
+            origin,
+            key,
             message: message.into(),
         });
     }

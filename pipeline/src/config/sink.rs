@@ -69,6 +69,7 @@ impl Config {
         let mut v = Validator {
             path: label,
             errors,
+            overrides: &[],
         };
         let base = self.path.parent().unwrap_or(Path::new("."));
         let sink = v.sink(&raw, key, base);
