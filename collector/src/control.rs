@@ -31,12 +31,11 @@ pub struct ReloadStats {
     pub plugin_reload_failures: AtomicU64,
 }
 
-/// The version of one sink's configuration.
+/// The version of one sink's configuration (a change that fails changes nothing: the
+/// running version stays).
 #[derive(Debug, Default, Clone)]
 struct Version {
     number: u64,
-    /// The configuration before the last change, restored when a change fails.
-    previous: Option<Sink>,
     /// Set through the API (not what the file says).
     from_api: bool,
 }
@@ -97,20 +96,16 @@ impl Control {
                         tracing::warn!(sink = %name, "the file's configuration replaces the one given through the API");
                     }
                 }
-                let old_sinks: HashMap<String, Sink> = running
-                    .config
-                    .sinks
-                    .iter()
-                    .map(|s| (s.name.clone(), s.clone()))
-                    .collect();
                 running
                     .versions
                     .retain(|name, _| !applied.removed.contains(name));
-                for name in applied.replaced.iter().chain(&applied.added) {
+                for name in &applied.replaced {
                     let version = running.versions.entry(name.clone()).or_default();
-                    version.number += u64::from(old_sinks.contains_key(name));
-                    version.previous = old_sinks.get(name).cloned();
+                    version.number += 1;
                     version.from_api = false;
+                }
+                for name in &applied.added {
+                    running.versions.insert(name.clone(), Version::default());
                 }
                 for setting in &restart {
                     tracing::warn!(setting = %setting, "changed in the file; takes effect at the next restart");
@@ -222,14 +217,29 @@ impl Control {
         let Some(slot) = config.sinks.iter_mut().find(|s| s.name == name) else {
             return Outcome::Unknown(format!("no sink `{name}`"));
         };
-        let previous = std::mem::replace(slot, sink);
+        *slot = sink;
+        // What start-up checks across sinks: an event sink writes events.
+        let is_event_sink = config.notifications.as_ref().is_some_and(|n| {
+            n.event_sinks
+                .iter()
+                .any(|&i| config.sinks.get(i).is_some_and(|s| s.name == name))
+        });
+        if let Some(refusal) = config
+            .sinks
+            .iter()
+            .find(|s| s.name == name)
+            .filter(|_| is_event_sink)
+            .and_then(Sink::refuses_events)
+        {
+            self.failed();
+            return Outcome::Invalid(vec![format!("notifications.event_sinks: {refusal}")]);
+        }
         match self.pipeline.apply(&config, Some(&name)) {
             Ok(_) => {
                 self.stats.plugin_reloads.fetch_add(1, Ordering::Relaxed);
                 let version = running.versions.entry(name.clone()).or_default();
                 version.number += 1;
-                version.previous = Some(previous);
-                version.from_api |= from_api;
+                version.from_api = from_api;
                 let number = version.number;
                 running.config = config;
                 tracing::info!(sink = %name, version = number, change = what, "sink reloaded: the old instance drains");
@@ -315,14 +325,23 @@ fn keeping_the_rest(old: &Config, mut new: Config) -> Config {
     new.coordination = old.coordination.clone();
     new.management = old.management.clone();
     new.dead_letter_dir = old.dead_letter_dir.clone();
-    // The event sinks are part of the routing (applied); the definitions are not.
-    if let (Some(old), Some(new)) = (&old.notifications, &mut new.notifications) {
-        let event_sinks = std::mem::take(&mut new.event_sinks);
-        *new = old.clone();
-        new.event_sinks = event_sinks;
-    } else {
-        new.notifications = old.notifications.clone();
-    }
+    // The event sinks are routing (applied); the definitions are not. Event sinks are
+    // indexes into the sinks: those of a section the new file dropped are found again by
+    // name, or left out with the sinks they named.
+    let event_sinks = match (&old.notifications, &new.notifications) {
+        (_, Some(n)) => n.event_sinks.clone(),
+        (Some(o), None) => o
+            .event_sinks
+            .iter()
+            .filter_map(|&i| old.sinks.get(i))
+            .filter_map(|s| new.sinks.iter().position(|n| n.name == s.name))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    new.notifications = old.notifications.clone().map(|mut n| {
+        n.event_sinks = event_sinks;
+        n
+    });
     new
 }
 

@@ -7,8 +7,11 @@
 //!
 //! A replaced or removed sink retires: it takes no more submissions (those racing the swap
 //! go to its successor), publishes what it had batched with its own publishers, and flushes
-//! them. What it has not published within `management.drain_timeout` is abandoned: not
-//! accepted, so its source (the bus) delivers it again; nothing is acknowledged unpublished.
+//! them. One still publishing after `management.drain_timeout` is logged and keeps trying: its
+//! items are not abandoned while the process runs (the consumers do not hand a refused
+//! message back to the bus before they stop), only by the shutdown's grace, as any sink's.
+//! When a sink's publishers are unchanged, its new instance shares them with the old one, so
+//! that one file is never written by two publishers (each rotating on its own).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,7 +44,7 @@ enum Plan<'a> {
     Keep(Arc<SinkHandle>),
     Start {
         config: &'a Sink,
-        publishers: Vec<Publisher>,
+        publishers: Arc<Vec<Publisher>>,
         chain: Chain,
         previous: Option<Arc<SinkHandle>>,
     },
@@ -53,6 +56,9 @@ impl Pipeline {
     /// nothing changed.
     pub fn apply(&self, config: &Config, reload: Option<&str>) -> Result<Applied, OpenError> {
         let _one_at_a_time = lock(&self.applying);
+        if self.closing.is_cancelled() {
+            return Err(OpenError::Closing);
+        }
         let old = self.current();
         let mut plans = Vec::new();
         for sink in &config.sinks {
@@ -64,15 +70,21 @@ impl Pipeline {
                 plans.push(Plan::Keep(Arc::clone(previous)));
                 continue;
             }
-            let publishers = sink
-                .publishers
-                .iter()
-                .map(Publisher::open)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|source| OpenError::Publisher {
-                    sink: sink.name.clone(),
-                    source,
-                })?;
+            let publishers = match previous {
+                Some(previous) if previous.config.publishers == sink.publishers => {
+                    Arc::clone(&previous.publishers)
+                }
+                _ => Arc::new(
+                    sink.publishers
+                        .iter()
+                        .map(Publisher::open)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|source| OpenError::Publisher {
+                            sink: sink.name.clone(),
+                            source,
+                        })?,
+                ),
+            };
             let chain =
                 Chain::new(&sink.transformers).map_err(|source| OpenError::Transformer {
                     sink: sink.name.clone(),
@@ -119,7 +131,7 @@ impl Pipeline {
             let spawn = Spawn {
                 config: config_of.clone(),
                 chain,
-                publishers: Arc::new(publishers),
+                publishers,
                 dead: DeadLetters::new(&config.dead_letter_dir),
                 stats,
                 inherit,
@@ -182,15 +194,15 @@ impl Pipeline {
                 tracing::warn!(
                     sink = %sink.name,
                     drain_timeout_s = drain_timeout.as_secs_f64(),
-                    "a retired sink did not publish what it held within drain_timeout; \
-                     abandoning it (not acknowledged: the bus delivers it again)"
+                    "a retired sink still publishes what it held after drain_timeout; it keeps \
+                     trying (its messages stay unacknowledged until then)"
                 );
-                sink.abandon.cancel();
                 let _ = task.await;
             }
-            sync(&sink).await;
+            let failed = sync(&sink).await;
             sink.stats.draining.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(sink = %sink.name, "retired sink drained");
+            failed
         });
         let mut draining = lock(&self.draining);
         draining.retain(|task| !task.is_finished());

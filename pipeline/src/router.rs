@@ -22,8 +22,9 @@ use crate::transform::TransformError;
 #[derive(Debug)]
 pub struct Pipeline {
     pub(crate) topology: RwLock<Arc<Topology>>,
-    /// Retired sinks publishing what they had batched, then flushing their publishers.
-    pub(crate) draining: Mutex<Vec<JoinHandle<()>>>,
+    /// Retired sinks publishing what they had batched, then flushing their publishers (how
+    /// many failed to flush).
+    pub(crate) draining: Mutex<Vec<JoinHandle<usize>>>,
     pub(crate) closing: CancellationToken,
     pub(crate) abandon: CancellationToken,
     /// Held while a configuration is applied: one at a time.
@@ -88,6 +89,9 @@ pub enum OpenError {
         #[source]
         source: PublishError,
     },
+    /// The pipeline is shutting down: no configuration is applied any more.
+    #[error("the pipeline is shutting down")]
+    Closing,
     /// A transformer whose parameters do not hold (normally caught by config validation).
     #[error("sink `{sink}`: {source}")]
     Transformer {
@@ -165,7 +169,16 @@ impl Pipeline {
     /// collector gave up their partition). An aggregator publishes their groups now.
     pub fn forget(&self, stale: Stale) {
         for sink in &self.current().sinks {
-            sink.forget(Arc::clone(&stale));
+            let mut sink = Arc::clone(sink);
+            // A sink retired meanwhile: its successor holds the state now.
+            while !sink.forget(Arc::clone(&stale)) {
+                match self.current().sinks.iter().find(|s| s.name == sink.name) {
+                    Some(successor) if !Arc::ptr_eq(successor, &sink) => {
+                        sink = Arc::clone(successor);
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 
@@ -279,10 +292,15 @@ impl Pipeline {
 
     /// Flushes every sink (transformers, batches), waits up to `grace` for publishers that
     /// still refuse, then syncs the publishers. Returns how many publishers failed to sync.
-    /// Idempotent: a second call finds nothing left to do.
+    /// A second call waits for nothing more (each task is awaited once) and syncs the
+    /// publishers again.
     pub async fn close(&self, grace: Duration) -> usize {
-        self.closing.cancel();
-        let topology = self.current();
+        let topology = {
+            // After this, `apply` refuses: no sink starts that this close would miss.
+            let _no_apply = lock(&self.applying);
+            self.closing.cancel();
+            self.current()
+        };
         let abandon = self.abandon.clone();
         let waiter = tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -294,12 +312,17 @@ impl Pipeline {
             }
         }
         let draining = std::mem::take(&mut *lock(&self.draining));
-        join_all(draining).await;
-        waiter.abort();
-        join_all(topology.sinks.iter().map(|s| sync(s)))
+        let retired_failures: usize = join_all(draining)
             .await
             .into_iter()
-            .sum()
+            .map(|r| r.unwrap_or(0))
+            .sum();
+        waiter.abort();
+        let failures: usize = join_all(topology.sinks.iter().map(|s| sync(s)))
+            .await
+            .into_iter()
+            .sum();
+        failures + retired_failures
     }
 
     /// The sink `name`: its counters, and how full its buffer is.

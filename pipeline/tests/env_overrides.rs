@@ -80,3 +80,23 @@ fn a_bad_value_is_refused_naming_the_variable() {
     }
     assert!(!text.contains("/etc/hb/pipeline.yaml:"), "{text}");
 }
+
+#[test]
+fn only_variables_of_the_file_s_sections_must_set_a_key() {
+    let config = with(&[("HB_SINKS__ARCHIVE__BATCH__MAX_EVENTS", "7")]).expect("valid");
+    let vars = [
+        "HB_SINKS__ARCHIVE__BATCH__MAX_EVENTS",
+        "HB_SINKS__ARCHIVE__BATCH__MAX_EVENT",
+        "HB_MANAGEMENT__LISTN",
+        "HB_INFLUX__PASSWORD",
+        "HB_LOG",
+        "PATH",
+    ];
+    assert_eq!(
+        hb_pipeline::config::env::unused(vars.into_iter(), &config.overrides),
+        [
+            "HB_SINKS__ARCHIVE__BATCH__MAX_EVENT",
+            "HB_MANAGEMENT__LISTN"
+        ]
+    );
+}

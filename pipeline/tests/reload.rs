@@ -202,3 +202,19 @@ async fn sinks_are_added_and_removed_and_the_rest_keep_running() {
     assert_eq!(ids(&dir.path().join("c.jsonl")).len(), 1);
     assert_eq!(pipeline.sink_names(), ["b", "c"]);
 }
+
+#[tokio::test]
+async fn nothing_is_applied_once_the_pipeline_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = Pipeline::open(&config(dir.path(), TWO_SINKS)).expect("open");
+    assert_eq!(pipeline.close(Duration::from_secs(1)).await, 0);
+    let error = pipeline
+        .apply(&config(dir.path(), TWO_SINKS), Some("a"))
+        .expect_err("closing");
+    assert!(matches!(error, hb_pipeline::OpenError::Closing), "{error}");
+    assert_eq!(
+        pipeline.close(Duration::from_secs(1)).await,
+        0,
+        "a second close"
+    );
+}

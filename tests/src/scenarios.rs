@@ -183,7 +183,9 @@ pub fn outage(kind: Kind) {
     assert!(replayed, "spool not replayed:\n{}", agent.log());
     let polled = polled(&agent);
     let spooled = sum(&agent.log(), "cycle done", "spooled");
-    wait_lines(&collector, polled as usize, Duration::from_secs(60));
+    // Generous: after the cut, librdkafka's reconnection backoff and the group's rebalance
+    // kept a collector unassigned for a minute in CI while the machine was loaded.
+    wait_lines(&collector, polled as usize, Duration::from_secs(150));
     std::thread::sleep(Duration::from_secs(1));
     assert!(collector.term().success(), "{}", collector.log());
     let (samples, _) = collector.samples();

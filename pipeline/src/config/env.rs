@@ -16,9 +16,6 @@ use serde::de::DeserializeOwned;
 use super::raw::{At, RawBatch, RawConfig, RawManagement, RawSpool};
 use super::{ConfigError, Origin, parse_yaml};
 
-/// The prefix of every override.
-pub const PREFIX: &str = "HB_";
-
 /// A key set by an environment variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
@@ -260,10 +257,21 @@ pub(super) fn origin_of<'o>(overrides: &'o [Override], key: &str) -> Option<&'o 
         .map(|o| o.var.as_str())
 }
 
-/// The `HB_` variables among `vars` that look like overrides (`__` in them, or a top-level
-/// key) and set nothing: a typo must not pass for a setting.
+/// The sections whose variables are overrides (`HB_SINKS__...`); others, such as a
+/// password variable a publisher URL names (`password_env=HB_INFLUX__PW`), are not.
+const SECTIONS: &[&str] = &[
+    "HB_SINKS__",
+    "HB_SOURCES__",
+    "HB_MANAGEMENT__",
+    "HB_SPOOL__",
+    "HB_COORDINATION__",
+    "HB_NOTIFICATIONS__",
+];
+
+/// The variables among `vars` that address a section of pipeline.yaml (`HB_SINKS__...`) and
+/// set nothing: a typo must not pass for a setting.
 pub fn unused<'v>(vars: impl Iterator<Item = &'v str>, overrides: &[Override]) -> Vec<&'v str> {
-    vars.filter(|v| v.starts_with(PREFIX) && v.contains("__"))
+    vars.filter(|v| SECTIONS.iter().any(|s| v.starts_with(s)))
         .filter(|v| !overrides.iter().any(|o| o.var == *v))
         .collect()
 }

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use super::Sink;
 use super::Validator;
 use super::raw::{At, RawNotifications};
-use crate::publisher::PublisherSpec;
 
 /// Exchanges consumed when none are configured: where OpenStack's services publish.
 pub const DEFAULT_EXCHANGES: [&str; 6] =
@@ -86,19 +85,7 @@ impl Validator<'_> {
                 self.refuse(name, key, msg);
                 continue;
             };
-            let sink = sinks.get(index);
-            let file = sink.and_then(|s| {
-                s.publishers
-                    .iter()
-                    .find(|p| matches!(p, PublisherSpec::File(_)))
-            });
-            if let Some(PublisherSpec::File(f)) = file {
-                let msg = format!(
-                    "sink `{}` cannot take events: its publisher file://{} writes samples only \
-                     (events go to influxdb and archive publishers)",
-                    name.value,
-                    f.path.display()
-                );
+            if let Some(msg) = sinks.get(index).and_then(Sink::refuses_events) {
                 self.refuse(name, key, msg);
             }
             if !event_sinks.contains(&index) {

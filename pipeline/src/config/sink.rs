@@ -25,6 +25,19 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Why the sink cannot be an event sink (`notifications.event_sinks`), if it cannot.
+    pub fn refuses_events(&self) -> Option<String> {
+        self.publishers.iter().find_map(|p| match p {
+            PublisherSpec::File(f) => Some(format!(
+                "sink `{}` cannot take events: its publisher file://{} writes samples only \
+                 (events go to influxdb and archive publishers)",
+                self.name,
+                f.path.display()
+            )),
+            _ => None,
+        })
+    }
+
     /// The sink as `GET /plugins/config` shows it: the keys of pipeline.yaml, publisher URLs
     /// as logs show them (secrets never: only the names of the variables holding them).
     pub fn to_json(&self) -> serde_json::Value {

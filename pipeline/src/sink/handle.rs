@@ -8,10 +8,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ends, Item, Message, Shared, SinkStats, Stale, Task, Ticket, lock};
+use super::{Ends, Item, Message, Shared, SinkStats, Stale, Task, Ticket};
 use crate::config::Sink;
 use crate::dead_letter::DeadLetters;
 use crate::publisher::Publisher;
+use crate::router::lock;
 use crate::transform::Chain;
 
 /// The submitting side of a running sink.
@@ -27,8 +28,6 @@ pub(crate) struct SinkHandle {
     pub(crate) stats: Arc<SinkStats>,
     /// A transformer keeps state across the samples of a series.
     pub(crate) stateful: bool,
-    /// Stops its retries (after `drain_timeout` when it retires; at shutdown after the grace).
-    pub(crate) abandon: CancellationToken,
     retire: Mutex<Option<oneshot::Sender<Retire>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,8 +87,8 @@ impl SinkHandle {
         let config = spawn.config;
         let capacity = config.batch.buffer_events.max(1);
         let stateful = spawn.chain.transformers().iter().any(|t| t.is_stateful());
-        let abandon = abandon.child_token();
         let task = Task {
+            dropped_seen: 0,
             chain: spawn.chain,
             config: config.batch,
             shared: Arc::new(Shared {
@@ -117,7 +116,6 @@ impl SinkHandle {
             capacity,
             stats: spawn.stats,
             stateful,
-            abandon,
             retire: Mutex::new(Some(retire_tx)),
             task: Mutex::new(Some(handle)),
         }
@@ -188,8 +186,9 @@ impl SinkHandle {
 
     /// Asks the sink to forget the transformer state of the resources `stale` selects, after
     /// the submissions queued before.
-    pub(crate) fn forget(&self, stale: Stale) {
-        let _ = self.tx.send(Message::Forget(stale));
+    /// False when the sink is retired already (ask its successor).
+    pub(crate) fn forget(&self, stale: Stale) -> bool {
+        self.tx.send(Message::Forget(stale)).is_ok()
     }
 
     /// The most items the sink holds (`buffer_events`).

@@ -18,8 +18,8 @@ mod publish;
 mod stats;
 mod ticket;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hb_sample::{Event, Sample};
@@ -75,6 +75,8 @@ struct Shared {
 
 struct Task {
     chain: Chain,
+    /// What the chain's transformers had dropped when last counted.
+    dropped_seen: u64,
     config: BatchConfig,
     shared: Arc<Shared>,
 }
@@ -114,6 +116,7 @@ impl Task {
         } {
             if let Some(chain) = inheritance.chain {
                 self.chain = chain;
+                self.dropped_seen = self.dropped();
             }
             for message in inheritance.queued {
                 self.receive(message, &mut pending, &mut in_flight);
@@ -211,6 +214,15 @@ impl Task {
         }
     }
 
+    /// Samples the chain's transformers dropped so far.
+    fn dropped(&self) -> u64 {
+        self.chain
+            .transformers()
+            .iter()
+            .map(|t| t.counters().dropped())
+            .sum()
+    }
+
     fn receive(&mut self, message: Message, pending: &mut Pending, in_flight: &mut InFlight) {
         match message {
             Message::Submit(item) => self.take(item, pending, in_flight),
@@ -229,16 +241,13 @@ impl Task {
         } else {
             self.chain.process(item.samples)
         };
-        let dropped = self
-            .chain
-            .transformers()
-            .iter()
-            .map(|t| t.counters().dropped())
-            .sum();
+        // Added as a difference: the counter is shared by the sink's instances.
+        let dropped = self.dropped();
         self.shared
             .stats
             .dropped_by_transformers
-            .store(dropped, Ordering::Relaxed);
+            .fetch_add(dropped.saturating_sub(self.dropped_seen), Ordering::Relaxed);
+        self.dropped_seen = dropped;
         if out.is_empty() && item.events.is_empty() && pending.batch.is_empty() {
             // Nothing to publish (a first sample of a rate, an aggregate still filling): the
             // submission is as safe as it will get once the batches before it are published.
@@ -298,8 +307,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
